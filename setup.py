@@ -1,0 +1,37 @@
+"""sllmr-tf: Selective LLM-Guided Regularization (S-LLMR) for TensorFlow recommenders."""
+from setuptools import find_packages, setup
+
+# Versions are the ones the test suite runs against; see BUILD_NOTES.md for why each is here.
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "tf-keras==2.21.0",
+    "tensorflow-recommenders==0.7.7",
+    "tensorflow-datasets==4.9.10",
+    "keras-hub==0.32.0",
+    "absl-py==2.5.1",
+    "numpy>=2.0,<3",
+    "pandas==3.1.1",
+    "pyarrow==26.0.1",
+    "scipy>=1.14,<2",
+    "matplotlib==3.11.2",
+]
+
+setup(
+    name="sllmr-tf",
+    version="0.1.0",
+    description="Selective LLM-Guided Regularization for TensorFlow recommendation models",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["sllmr_tf", "sllmr_tf.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "test": ["pytest==9.2.0"],
+        "llm": ["llama-cpp-python[server]==0.3.36"],
+    },
+    entry_points={
+        "console_scripts": [
+            "sllmr-prepare=sllmr_tf.bins.prepare:run",
+        ],
+    },
+)

@@ -1,0 +1,176 @@
+"""Raw records every reader yields, and the bad-input policy they share.
+
+Readers turn a raw source (MovieLens, Amazon, CSV, synthetic) into a stream of
+`Interaction`s and `ItemInfo`s keyed by the source's own string ids. Anything
+malformed becomes a `BadRecordError` naming file, record and field; the
+`BadRecordPolicy` decides whether it stops the job or is skipped and counted.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import gzip
+import io
+import math
+import os
+import zlib
+from typing import Iterator, Protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class Interaction:
+    user: str
+    item: str
+    rating: float
+    timestamp: int  # seconds since the epoch (or any monotone clock)
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemInfo:
+    item: str
+    title: str = ""
+    category: str = ""
+    brand: str = ""
+    description: str = ""  # extra text for the LLM (genres, features), optional
+
+    def text(self) -> str:
+        """The item's text as an LLM reads it."""
+        parts = [self.title or f"item {self.item}"]
+        if self.category:
+            parts.append(f"category: {self.category}")
+        if self.brand:
+            parts.append(f"brand: {self.brand}")
+        if self.description:
+            parts.append(self.description)
+        return "; ".join(parts)
+
+
+class BadRecordError(ValueError):
+    """A malformed record: the message names the file, the record and the field."""
+
+    def __init__(self, path: str, record: int | None, field: str | None, reason: str):
+        self.path, self.record, self.field, self.reason = path, record, field, reason
+        where = f"{path}" + (f":{record}" if record is not None else "")
+        what = f" field {field!r}:" if field else ""
+        super().__init__(f"{where}:{what} {reason}")
+
+
+def checked_interaction(path: str, record: int | None, user: object, item: object,
+                        rating: object, timestamp: object, time_unit: int = 1) -> Interaction:
+    """Build an `Interaction` from one raw record's values, or raise naming the bad field.
+
+    Every reader funnels its raw values through here so that empty ids, non-numeric
+    ratings and negative timestamps are rejected the same way whatever the format.
+    `time_unit` divides the timestamp (1000 for millisecond clocks).
+    """
+    ids = {}
+    for field, value in (("user_id", user), ("item_id", item)):
+        text = "" if value is None else str(value).strip()
+        if not text:
+            raise BadRecordError(path, record, field, "empty id")
+        ids[field] = text
+    numbers = {}
+    for field, value in (("rating", rating), ("timestamp", timestamp)):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise BadRecordError(path, record, field, f"not a number: {value!r}") from None
+        if not math.isfinite(number):
+            raise BadRecordError(path, record, field, f"not a finite number: {value!r}")
+        numbers[field] = number
+    if numbers["timestamp"] < 0:
+        raise BadRecordError(path, record, "timestamp", f"negative value {timestamp!r}")
+    return Interaction(ids["user_id"], ids["item_id"], numbers["rating"],
+                       int(numbers["timestamp"]) // time_unit)
+
+
+class BadRecordPolicy:
+    """`error` raises on the first bad record; `skip` counts it and moves on."""
+
+    MODES = ("error", "skip")
+
+    def __init__(self, mode: str = "error"):
+        if mode not in self.MODES:
+            raise ValueError(f"on_bad_record must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+        self.skipped: collections.Counter = collections.Counter()
+        self.examples: list[str] = []
+
+    def handle(self, error: BadRecordError) -> None:
+        if self.mode == "error":
+            raise error
+        self.skipped[os.path.basename(error.path)] += 1
+        if len(self.examples) < 5:
+            self.examples.append(str(error))
+
+    @property
+    def total_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+
+class RawSource(Protocol):
+    """What `prepare` needs from a raw dataset."""
+
+    name: str
+
+    def interactions(self, policy: BadRecordPolicy) -> Iterator[Interaction]: ...
+
+    def items(self, policy: BadRecordPolicy) -> Iterator[ItemInfo]: ...
+
+
+def read_lines(path: str, policy: BadRecordPolicy | None = None) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, text) of a plain or gzip text file, streaming.
+
+    Accepts a UTF-8 BOM and CRLF endings; blank lines are skipped. A bad line
+    (NUL byte, invalid UTF-8) or a bad file (empty, corrupt gzip) becomes a
+    `BadRecordError` naming the line. Without a `policy` it is raised; with one
+    it is handed to the policy, so under `skip` a bad line is dropped and a bad
+    file ends the stream after the lines read so far. A missing file always raises.
+    """
+    if not os.path.exists(path):
+        raise BadRecordError(path, None, None, "file not found")
+    if os.path.getsize(path) == 0:
+        _report(policy, BadRecordError(path, None, None, "file is empty"))
+        return
+    opener = gzip.open if _is_gzip(path) else open
+    number = 0
+    any_line = False
+    try:
+        with opener(path, "rb") as raw:
+            for number, line in enumerate(raw, start=1):
+                if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                if b"\x00" in line:
+                    _report(policy, BadRecordError(path, number, None, "NUL byte in line"))
+                    continue
+                try:
+                    text = line.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as e:
+                    _report(policy, BadRecordError(path, number, None, f"invalid UTF-8 ({e.reason})"))
+                    continue
+                if text.strip():
+                    any_line = True
+                    yield number, text
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        _report(policy, BadRecordError(path, number + 1, None, f"corrupt or truncated file ({e})"))
+        return
+    if not any_line:
+        _report(policy, BadRecordError(path, None, None, "file has no records"))
+
+
+def _report(policy: BadRecordPolicy | None, error: BadRecordError) -> None:
+    if policy is None:
+        raise error
+    policy.handle(error)
+
+
+def _is_gzip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def open_text(path: str) -> io.TextIOBase:
+    """Open a plain or gzip text file for a csv reader (BOM stripped)."""
+    if _is_gzip(path):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")

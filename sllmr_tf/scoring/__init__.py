@@ -1,0 +1,1 @@
+"""Offline LLM scoring: candidate lists -> LLM rankings -> pairwise constraints."""

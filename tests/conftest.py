@@ -1,0 +1,24 @@
+"""Shared fixtures: prepared datasets are built once per test session."""
+from __future__ import annotations
+
+import pytest
+
+import sllmr_tf  # noqa: F401  (Keras 2 switch before TensorFlow loads)
+from sllmr_tf.data import prepare as prepare_lib
+from sllmr_tf.data.readers import source_factory
+
+
+def prepare_dataset(data_dir: str, **overrides) -> dict:
+    """Run the prepare library on a dataset; returns its stats."""
+    config = prepare_lib.PrepareConfig(**{"dataset": "movielens100k", **overrides})
+    source = source_factory(config.dataset)(raw_dir=config.raw_dir, category=config.category,
+                                            **dict(config.source_options))
+    return prepare_lib.prepare(config, source, data_dir, log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def movielens_dir(tmp_path_factory) -> str:
+    """Bundled MovieLens-100k, leave-last-out, one sampled negative per positive."""
+    path = str(tmp_path_factory.mktemp("data") / "ml100k")
+    prepare_dataset(path, dataset="movielens100k", num_shards=2)
+    return path

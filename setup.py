@@ -14,6 +14,7 @@ INSTALL_REQUIRES = [
     "pyarrow==26.0.1",
     "scipy>=1.14,<2",
     "matplotlib==3.11.2",
+    "importlib_resources>=6",  # tensorflow-datasets imports it; etils no longer pulls it in
 ]
 
 setup(

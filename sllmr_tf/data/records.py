@@ -56,21 +56,25 @@ class BadRecordError(ValueError):
 
 
 def checked_interaction(path: str, record: int | None, user: object, item: object,
-                        rating: object, timestamp: object, time_unit: int = 1) -> Interaction:
+                        rating: object, timestamp: object, time_unit: int = 1,
+                        names: tuple[str, str, str, str] = ("user_id", "item_id", "rating", "timestamp"),
+                        ) -> Interaction:
     """Build an `Interaction` from one raw record's values, or raise naming the bad field.
 
     Every reader funnels its raw values through here so that empty ids, non-numeric
     ratings and negative timestamps are rejected the same way whatever the format.
-    `time_unit` divides the timestamp (1000 for millisecond clocks).
+    `time_unit` divides the timestamp (1000 for millisecond clocks); `names` are the
+    source's own field names, used in error messages.
     """
+    user_field, item_field, rating_field, time_field = names
     ids = {}
-    for field, value in (("user_id", user), ("item_id", item)):
+    for field, value in ((user_field, user), (item_field, item)):
         text = "" if value is None else str(value).strip()
         if not text:
             raise BadRecordError(path, record, field, "empty id")
         ids[field] = text
     numbers = {}
-    for field, value in (("rating", rating), ("timestamp", timestamp)):
+    for field, value in ((rating_field, rating), (time_field, timestamp)):
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -78,10 +82,10 @@ def checked_interaction(path: str, record: int | None, user: object, item: objec
         if not math.isfinite(number):
             raise BadRecordError(path, record, field, f"not a finite number: {value!r}")
         numbers[field] = number
-    if numbers["timestamp"] < 0:
-        raise BadRecordError(path, record, "timestamp", f"negative value {timestamp!r}")
-    return Interaction(ids["user_id"], ids["item_id"], numbers["rating"],
-                       int(numbers["timestamp"]) // time_unit)
+    if numbers[time_field] < 0:
+        raise BadRecordError(path, record, time_field, f"negative value {timestamp!r}")
+    return Interaction(ids[user_field], ids[item_field], numbers[rating_field],
+                       int(numbers[time_field]) // time_unit)
 
 
 class BadRecordPolicy:

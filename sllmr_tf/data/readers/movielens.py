@@ -9,7 +9,8 @@ import importlib.util
 import os
 from typing import Iterator
 
-from sllmr_tf.data.records import BadRecordError, BadRecordPolicy, Interaction, ItemInfo, read_lines
+from sllmr_tf.data.records import (BadRecordError, BadRecordPolicy, Interaction, ItemInfo, checked_interaction,
+                                   read_lines)
 
 
 def bundled_movielens_dir() -> str:
@@ -34,30 +35,29 @@ class MovieLens100k:
 
     def interactions(self, policy: BadRecordPolicy) -> Iterator[Interaction]:
         columns = None
-        for number, line in read_lines(self.inter_path):
+        for number, line in read_lines(self.inter_path, policy):
             fields = line.split("\t")
             if columns is None:
                 columns = _header(self.inter_path, fields, ("user_id", "item_id", "rating", "timestamp"))
                 continue
             try:
                 row = _row(self.inter_path, number, columns, fields)
-                rating = _number(self.inter_path, number, "rating", row["rating"])
-                timestamp = _number(self.inter_path, number, "timestamp", row["timestamp"])
-                if timestamp < 0:
-                    raise BadRecordError(self.inter_path, number, "timestamp", f"negative value {timestamp}")
-                yield Interaction(row["user_id"], row["item_id"], rating, int(timestamp))
+                yield checked_interaction(self.inter_path, number, row["user_id"], row["item_id"],
+                                          row["rating"], row["timestamp"])
             except BadRecordError as e:
                 policy.handle(e)
 
     def items(self, policy: BadRecordPolicy) -> Iterator[ItemInfo]:
         columns = None
-        for number, line in read_lines(self.item_path):
+        for number, line in read_lines(self.item_path, policy):
             fields = line.split("\t")
             if columns is None:
                 columns = _header(self.item_path, fields, ("item_id", "movie_title", "release_year", "class"))
                 continue
             try:
                 row = _row(self.item_path, number, columns, fields)
+                if not row["item_id"]:
+                    raise BadRecordError(self.item_path, number, "item_id", "empty id")
                 genres = row["class"].split()
                 year = row["release_year"]
                 title = f"{row['movie_title']} ({year})" if year else row["movie_title"]
@@ -81,14 +81,4 @@ def _row(path: str, number: int, columns: dict[str, int], fields: list[str]) -> 
         if index >= len(fields):
             raise BadRecordError(path, number, name, "missing value")
         row[name] = fields[index].strip()
-    for key in ("user_id", "item_id"):
-        if key in row and not row[key]:
-            raise BadRecordError(path, number, key, "empty id")
     return row
-
-
-def _number(path: str, number: int, field: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise BadRecordError(path, number, field, f"not a number: {text!r}") from None

@@ -5,9 +5,11 @@ from setuptools import find_packages, setup
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "tf-keras==2.21.0",
+    "tensorboard==2.21.0",  # tf.summary and the Keras TensorBoard callback; TF 2.21 no longer pulls it in
     "tensorflow-recommenders==0.7.7",
     "tensorflow-datasets==4.9.10",
     "keras-hub==0.32.0",
+    "safetensors==0.8.0",  # keras-hub loads the MiniLM weights from .safetensors
     "absl-py==2.5.1",
     "numpy>=2.0,<3",
     "pandas==3.1.1",
@@ -33,6 +35,10 @@ setup(
     entry_points={
         "console_scripts": [
             "sllmr-prepare=sllmr_tf.bins.prepare:run",
+            "sllmr-score=sllmr_tf.bins.score:run",
+            "sllmr-train=sllmr_tf.bins.train:run",
+            "sllmr-eval=sllmr_tf.bins.eval:run",
+            "sllmr-experiment=sllmr_tf.bins.experiment:run",
         ],
     },
 )

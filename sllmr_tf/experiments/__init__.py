@@ -1,0 +1,1 @@
+"""Experiments across backbones x methods x seeds, and their results tables."""

@@ -1,0 +1,130 @@
+"""Results tables from many runs' metrics.json: mean, spread and paired gains over `base`.
+
+One run's AUC interval (bootstrap over users) says how precisely that run was
+measured; the spread across seeds says how much training noise moves it. A
+method's gain is judged paired: per seed, its AUC minus `base`'s AUC on the same
+test rows, then a t-interval over seeds. A segment flagged too small (< 200 test
+events) is reported but never ranked.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import math
+import os
+from collections import defaultdict
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+SEGMENTS = ("overall", "cold_start_users", "longtail_items", "longtail_events")
+BASELINE = "base"
+COLUMNS = ("backbone", "method", "segment", "seeds", "n", "auc_mean", "auc_std", "run_ci_halfwidth",
+           "delta_vs_base", "delta_ci95_low", "delta_ci95_high", "too_small")
+
+
+def collect(root: str, split: str = "test") -> list[dict]:
+    """One row per (run, segment) from every metrics.json under `root`."""
+    rows = []
+    for path in sorted(glob.glob(os.path.join(root, "**", "metrics.json"), recursive=True)):
+        with open(path) as f:
+            metrics = json.load(f)
+        for segment in SEGMENTS:
+            block = metrics[split][segment]
+            if block["auc"] is None:
+                continue
+            low, high = block["auc_ci95"] or (math.nan, math.nan)
+            rows.append({"backbone": metrics["backbone"], "method": metrics["method"], "seed": metrics["seed"],
+                         "segment": segment, "auc": block["auc"], "ci_halfwidth": (high - low) / 2,
+                         "n": block["n"], "too_small": bool(block["too_small"])})
+    return rows
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """One line per (backbone, method, segment): mean and spread over seeds, paired delta vs base."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[(row["backbone"], row["method"], row["segment"])].append(row)
+    out = []
+    for (backbone, method, segment), runs in sorted(groups.items()):
+        aucs = np.array([r["auc"] for r in runs])
+        line = {"backbone": backbone, "method": method, "segment": segment, "seeds": len(runs),
+                "n": runs[0]["n"], "auc_mean": aucs.mean(),
+                "auc_std": aucs.std(ddof=1) if len(runs) > 1 else math.nan,
+                "run_ci_halfwidth": float(np.mean([r["ci_halfwidth"] for r in runs])),
+                "delta_vs_base": math.nan, "delta_ci95_low": math.nan, "delta_ci95_high": math.nan,
+                "too_small": any(r["too_small"] for r in runs)}
+        base = {r["seed"]: r["auc"] for r in groups.get((backbone, BASELINE, segment), [])}
+        deltas = np.array([r["auc"] - base[r["seed"]] for r in runs if r["seed"] in base])
+        if method != BASELINE and len(deltas):
+            line["delta_vs_base"] = deltas.mean()
+            if len(deltas) > 1:
+                half = scipy_stats.t.ppf(0.975, len(deltas) - 1) * deltas.std(ddof=1) / math.sqrt(len(deltas))
+                line["delta_ci95_low"], line["delta_ci95_high"] = deltas.mean() - half, deltas.mean() + half
+        out.append(line)
+    return out
+
+
+def to_markdown(summary: list[dict]) -> str:
+    header = ("| backbone | method | segment | seeds | n | AUC mean ± sd | run 95% ± | Δ vs base [95% CI] |\n"
+              "|---|---|---|---|---|---|---|---|")
+    lines = [header]
+    for s in summary:
+        if s["too_small"]:
+            delta = "too small to rank"
+        elif math.isnan(s["delta_vs_base"]):
+            delta = "-"
+        elif math.isnan(s["delta_ci95_low"]):
+            delta = f"{s['delta_vs_base']:+.4f}"
+        else:
+            delta = f"{s['delta_vs_base']:+.4f} [{s['delta_ci95_low']:+.4f}, {s['delta_ci95_high']:+.4f}]"
+        spread = "" if math.isnan(s["auc_std"]) else f" ± {s['auc_std']:.4f}"
+        lines.append(f"| {s['backbone']} | {s['method']} | {s['segment']} | {s['seeds']} | {s['n']:,} | "
+                     f"{s['auc_mean']:.4f}{spread} | {s['run_ci_halfwidth']:.4f} | {delta} |")
+    return "\n".join(lines)
+
+
+def write(summary: list[dict], out_dir: str) -> list[str]:
+    """results.md, results.csv and results.png in out_dir; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.join(out_dir, name) for name in ("results.md", "results.csv", "results.png")]
+    with open(paths[0], "w") as f:
+        f.write(to_markdown(summary) + "\n")
+    with open(paths[1], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: s[k] for k in COLUMNS} for s in summary)
+    _plot(summary, paths[2])
+    return paths
+
+
+def _plot(summary: list[dict], path: str) -> None:
+    """AUC per method and segment, one panel per backbone, error bars = sd over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backbones = sorted({s["backbone"] for s in summary})
+    methods = sorted({s["method"] for s in summary}, key=lambda m: (m != BASELINE, m))
+    fig, axes = plt.subplots(1, len(backbones), figsize=(5 * len(backbones), 4), squeeze=False)
+    width = 0.8 / len(methods)
+    for ax, backbone in zip(axes[0], backbones):
+        for k, method in enumerate(methods):
+            cells = {s["segment"]: s for s in summary if s["backbone"] == backbone and s["method"] == method}
+            xs = [i + k * width for i, seg in enumerate(SEGMENTS) if seg in cells]
+            ys = [cells[seg]["auc_mean"] for seg in SEGMENTS if seg in cells]
+            errs = [0 if math.isnan(cells[seg]["auc_std"]) else cells[seg]["auc_std"]
+                    for seg in SEGMENTS if seg in cells]
+            ax.bar(xs, ys, width, yerr=errs, label=method, capsize=2)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(SEGMENTS))])
+        ax.set_xticklabels([s.replace("_", "\n") for s in SEGMENTS], fontsize=8)
+        lows = [s["auc_mean"] for s in summary if s["backbone"] == backbone]
+        ax.set_ylim(max(0.0, min(lows) - 0.05), min(1.0, max(lows) + 0.03))
+        ax.set_title(backbone)
+        ax.set_ylabel("test AUC")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,58 @@
+"""Borda aggregation of several orderings of one list, and pairs with confidences.
+
+Each ordering's answer gives every candidate a score (missing candidates tie
+last). Borda: a candidate earns, per answer, the number of candidates it
+beats plus half the number it ties with; the sum orders the list. A pair
+(a above b in the Borda order) gets as confidence the share of answers that
+agree (a tie counts half), so a pair the orderings contradict scores near
+0.5 and one every ordering agrees on scores 1. Pairs whose confidence is not
+above 0.5 (Borda ties, or a Borda order the pairwise votes contradict) carry
+no preference and are dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    a: int  # candidate position preferred
+    b: int
+    confidence: float  # in (0.5, 1]
+
+
+def pairwise_wins(scores: Sequence[np.ndarray]) -> np.ndarray:
+    """wins[i, j] = share of answers ranking candidate i above j (ties count half)."""
+    stacked = np.stack([np.asarray(s, np.float64) for s in scores])  # answers x k
+    above = (stacked[:, :, None] > stacked[:, None, :]).mean(0)
+    tied = (stacked[:, :, None] == stacked[:, None, :]).mean(0)
+    wins = above + 0.5 * tied
+    np.fill_diagonal(wins, 0.0)
+    return wins
+
+
+def aggregate_pairs(scores: Sequence[np.ndarray], max_pairs: int = 0,
+                    rng: np.random.Generator | None = None) -> tuple[np.ndarray, list[Pair]]:
+    """The Borda points and the preference pairs of one list.
+
+    `max_pairs` > 0 keeps a uniform sample of that many pairs (needs `rng`), so lists of
+    any size contribute a bounded number of pairs.
+    """
+    if not scores:
+        raise ValueError("aggregate_pairs needs at least one answer")
+    wins = pairwise_wins(scores)
+    points = wins.sum(1) * len(scores)
+    k = points.size
+    pairs = [Pair(int(a), int(b), float(wins[a, b]))
+             for a in range(k) for b in range(k)
+             if points[a] > points[b] and wins[a, b] > 0.5]
+    pairs.sort(key=lambda p: (-points[p.a], -points[p.b], p.a, p.b))
+    if 0 < max_pairs < len(pairs):
+        if rng is None:
+            raise ValueError("max_pairs needs an rng to sample pairs")
+        keep = np.sort(rng.choice(len(pairs), size=max_pairs, replace=False))
+        pairs = [pairs[i] for i in keep]
+    return points, pairs

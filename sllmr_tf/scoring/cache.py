@@ -1,0 +1,90 @@
+"""The on-disk response cache: a killed scoring job resumes without asking any prompt twice.
+
+Append-only JSONL, one file per writer (`responses-<shard>.jsonl`), every file
+of the folder read at start so a re-sharded run reuses all answers. Each
+answer is one line written with a single write and flushed at once, so a kill
+can only leave a torn last line; torn lines are skipped on load and the next
+append starts on a fresh line. Keys hash everything that changes an answer:
+backend, model, decoding parameters, the prompt and the request's items.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import threading
+
+import numpy as np
+
+from sllmr_tf.scoring.base import Backend, RankRequest, RankResponse
+
+
+def cache_key(backend: Backend, request: RankRequest) -> str:
+    payload = {
+        "backend": backend.name,
+        "model": backend.model,
+        "params": backend.decoding_params(),
+        "prompt": request.prompt,
+        "user": request.user_index,
+        "history": list(request.history),
+        "candidates": list(request.candidates),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ResponseCache:
+    """Thread-safe map key -> RankResponse, persisted as it grows."""
+
+    def __init__(self, cache_dir: str, writer_name: str):
+        os.makedirs(cache_dir, exist_ok=True)
+        self.path = os.path.join(cache_dir, f"responses-{writer_name}.jsonl")
+        self.torn_lines = 0
+        self._entries: dict[str, dict] = {}
+        for path in sorted(glob.glob(os.path.join(cache_dir, "responses-*.jsonl"))):
+            self._load(path)
+        self._lock = threading.Lock()
+        self._file = open(self.path, "a+b")
+        self._file.seek(0, os.SEEK_END)
+        if self._file.tell() > 0:
+            self._file.seek(-1, os.SEEK_END)
+            if self._file.read(1) != b"\n":  # a torn last line: never glue a new entry to it
+                self._file.write(b"\n")
+                self._file.flush()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> RankResponse | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        return RankResponse(scores=np.asarray(entry["scores"], np.float32),
+                            missing=np.asarray(entry["missing"], bool), raw=entry["raw"], ok=entry["ok"])
+
+    def put(self, key: str, response: RankResponse) -> None:
+        entry = {"scores": np.asarray(response.scores, np.float64).tolist(),
+                 "missing": np.asarray(response.missing, bool).tolist(),
+                 "raw": response.raw, "ok": bool(response.ok)}
+        line = (json.dumps({"key": key, **entry}) + "\n").encode()
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            self._entries[key] = entry
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+    def _load(self, path: str) -> None:
+        with open(path, "rb") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                    self._entries[entry["key"]] = entry
+                except (ValueError, KeyError, TypeError):
+                    self.torn_lines += 1

@@ -1,0 +1,285 @@
+"""The scoring job: candidate lists -> prompts -> answers (cached) -> Borda pairs on disk.
+
+For one shard of users it writes, into pairs_dir:
+
+    pairs-<shard>-of-<n>.tfrecord.gz     the LLM rank pairs (pairs_io), written atomically
+    log-<shard>-of-<n>.jsonl             every prompt and raw answer, for inspection
+    summary-<shard>-of-<n>.json          counts: lists, answers, retries, failures, pairs by source
+    cache/responses-<shard>-of-<n>.jsonl the response cache (cache.py)
+
+Each list is asked in `num_orders` shuffled orders; an unusable answer is asked
+again with a stricter prompt up to `max_retries` times (a deterministic backend
+is asked once per list, without retries); a list with no usable answer is
+skipped and counted.
+Requests run on a bounded thread pool; results are consumed in list order,
+so the output does not depend on the concurrency. A backend may expose
+`true_correct_prob(user, item_a, item_b)` (synthetic worlds) and
+`transport_retries` (a counter); both are optional.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import json
+import os
+import time
+from typing import Callable
+
+import numpy as np
+
+from sllmr_tf import features
+from sllmr_tf.data.dataset_dir import DatasetDir
+from sllmr_tf.scoring import aggregate, pairs_io, prompts
+from sllmr_tf.scoring.base import Backend, RankRequest, RankResponse
+from sllmr_tf.scoring.cache import ResponseCache, cache_key
+from sllmr_tf.scoring.candidates import CandidateConfig, CandidateList, iter_lists
+
+SOURCE_NAMES = {features.SOURCE_REGULAR: "regular", features.SOURCE_AUGMENTED: "augmented"}
+
+
+class ScoringAborted(RuntimeError):
+    """The backend keeps failing (server down, wrong model or URL): stop instead of skipping everything."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreConfig:
+    candidates: CandidateConfig = CandidateConfig()
+    num_orders: int = 3
+    max_retries: int = 2  # extra asks of one ordering after an unusable answer
+    concurrency: int = 4
+    max_pairs_per_list: int = 0  # 0: every pair of the aggregated ranking
+    max_lists: int = 0  # 0: all lists of the shard
+    shard_index: int = 0
+    num_shards: int = 1
+    max_consecutive_failures: int = 50
+    progress_every_s: float = 10.0
+
+    def validate(self) -> None:
+        self.candidates.validate()
+        if self.max_retries > len(prompts.RETRY_REMINDERS):
+            raise ValueError(f"max_retries must be <= {len(prompts.RETRY_REMINDERS)} (one new prompt per retry), "
+                             f"got {self.max_retries}")
+        if self.num_orders < 1 or self.max_retries < 0 or self.concurrency < 1:
+            raise ValueError("num_orders and concurrency must be >= 1 and max_retries >= 0")
+        if self.max_pairs_per_list < 0 or self.max_lists < 0:
+            raise ValueError("max_pairs_per_list and max_lists must be >= 0")
+        if not 0 <= self.shard_index < self.num_shards:
+            raise ValueError(f"shard_index must be in [0, num_shards={self.num_shards}), got {self.shard_index}")
+
+
+@dataclasses.dataclass
+class _Ask:
+    """One request of one ordering (for the log and the counters)."""
+
+    order: int
+    attempt: int
+    candidates: tuple[int, ...]
+    prompt: str
+    response: RankResponse | None
+    cached: bool
+    error: str = ""
+
+
+@dataclasses.dataclass
+class _ListResult:
+    cl: CandidateList
+    asks: list[_Ask]
+    scores: list[np.ndarray]  # usable answers, in the list's own candidate order
+
+
+def shard_name(shard_index: int, num_shards: int) -> str:
+    return f"{shard_index:05d}-of-{num_shards:05d}"
+
+
+def summary_path(pairs_dir: str, shard_index: int, num_shards: int) -> str:
+    return os.path.join(pairs_dir, f"summary-{shard_name(shard_index, num_shards)}.json")
+
+
+def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig = ScoreConfig(),
+          cache_dir: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """Score one shard of users with `backend`; returns the summary (also written to disk)."""
+    config.validate()
+    dataset = DatasetDir(data_dir)
+    items = dataset.items()
+    users = dataset.users()
+    rows = [{}] + items  # rows[k] is item index k
+    is_longtail = np.zeros(len(rows), bool)
+    is_longtail[[r["index"] for r in items if r["is_longtail"]]] = True
+    train_sets = {int(u["index"]): set(u["train_items"]) for u in users}
+    cold_users = {int(u["index"]) for u in users if u["is_cold"]}
+
+    lists = list(iter_lists(users, len(items), is_longtail, config.candidates,
+                            config.shard_index, config.num_shards))
+    if config.max_lists:
+        lists = lists[:config.max_lists]
+    num_orders = 1 if backend.deterministic else config.num_orders
+    max_retries = 0 if backend.deterministic else config.max_retries  # the same request, the same answer
+    style = getattr(backend, "prompt_style", prompts.STYLE_RANK)
+    truth = getattr(backend, "true_correct_prob", None)
+    shard = shard_name(config.shard_index, config.num_shards)
+    os.makedirs(pairs_dir, exist_ok=True)
+    cache = ResponseCache(cache_dir or os.path.join(pairs_dir, "cache"), shard)
+    log(f"scoring {len(lists):,} lists of shard {shard} with {backend.name} ({backend.model}), "
+        f"{num_orders} order(s) each; {len(cache):,} cached answers")
+
+    def ask_list(cl: CandidateList) -> _ListResult:
+        result = _ListResult(cl, [], [])
+        history = [rows[i] for i in cl.history]
+        for order in range(num_orders):
+            perm = _ordering(cl, order, config.candidates.seed)
+            shown = tuple(cl.candidates[j] for j in perm)
+            for attempt in range(max_retries + 1):
+                prompt = prompts.render(history, [rows[i] for i in shown], style, attempt)
+                request = RankRequest(cl.user_index, cl.history, shown, prompt)
+                key = cache_key(backend, request)
+                response = cache.get(key)
+                ask = _Ask(order, attempt, shown, prompt, response, response is not None)
+                result.asks.append(ask)
+                if response is None:
+                    try:
+                        response = ask.response = backend.rank(request)
+                    except Exception as e:  # noqa: BLE001  one failed request never ends the job
+                        ask.error = f"{type(e).__name__}: {e}"
+                        break
+                    cache.put(key, response)
+                if response.ok:
+                    scores = np.empty(len(perm), np.float64)
+                    scores[perm] = response.scores
+                    result.scores.append(scores)
+                    break
+        return result
+
+    counts: collections.Counter = collections.Counter()
+    start = last_report = time.time()
+    consecutive_failures = 0
+    pair_path = pairs_io.pair_shard_path(pairs_dir, config.shard_index, config.num_shards)
+    log_path = os.path.join(pairs_dir, f"log-{shard}.jsonl")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(config.concurrency) as pool, \
+                pairs_io.PairWriter(pair_path) as writer, open(log_path, "w", encoding="utf-8") as log_file:
+            chunk = 8 * config.concurrency
+            for begin in range(0, len(lists), chunk):
+                for result in pool.map(ask_list, lists[begin:begin + chunk]):
+                    for ask in result.asks:
+                        _count_ask(counts, ask)
+                        consecutive_failures = consecutive_failures + 1 if ask.error else 0
+                        log_file.write(json.dumps(_log_row(result.cl, ask)) + "\n")
+                    if consecutive_failures >= config.max_consecutive_failures:
+                        raise ScoringAborted(f"{consecutive_failures} requests in a row failed; last: "
+                                             f"{result.asks[-1].error}")
+                    _write_pairs(result, writer, counts, train_sets, cold_users, is_longtail, truth, config)
+                if time.time() - last_report >= config.progress_every_s:
+                    last_report = time.time()
+                    log(_progress(counts, len(lists), last_report - start))
+    finally:
+        cache.close()  # after the pool has joined its threads
+    elapsed = time.time() - start
+    summary = _summary(counts, backend, config, len(lists), num_orders, elapsed, cache.torn_lines)
+    path = summary_path(pairs_dir, config.shard_index, config.num_shards)
+    with open(path + ".tmp", "w") as f:
+        json.dump(summary, f, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+    log(_progress(counts, len(lists), elapsed))
+    return summary
+
+
+def _ordering(cl: CandidateList, order: int, seed: int) -> np.ndarray:
+    """Order 0 is the list's own random order; the others are seeded reshuffles."""
+    k = len(cl.candidates)
+    if order == 0:
+        return np.arange(k)
+    return np.random.default_rng([seed, cl.user_index, cl.list_index, order]).permutation(k)
+
+
+def _count_ask(counts: collections.Counter, ask: _Ask) -> None:
+    counts["answers_requested"] += 1
+    counts["answers_from_cache" if ask.cached else "answers_asked"] += 1
+    if ask.attempt > 0:
+        counts["malformed_retries"] += 1
+    if ask.error:
+        counts["request_failures"] += 1
+    elif ask.response.ok:
+        counts["answers_parsed"] += 1
+        counts["candidates_missing"] += int(np.sum(ask.response.missing))
+    else:
+        counts["answers_malformed"] += 1
+
+
+def _write_pairs(result: _ListResult, writer: pairs_io.PairWriter, counts: collections.Counter,
+                 train_sets: dict, cold_users: set, is_longtail: np.ndarray, truth, config: ScoreConfig) -> None:
+    cl = result.cl
+    source = SOURCE_NAMES[cl.source]
+    counts[f"lists_{source}"] += 1
+    if not result.scores:
+        counts["lists_skipped"] += 1
+        return
+    counts["lists_scored"] += 1
+    rng = np.random.default_rng([config.candidates.seed, cl.user_index, cl.list_index, 1 << 20])
+    _, pairs = aggregate.aggregate_pairs(result.scores, config.max_pairs_per_list, rng)
+    train = train_sets[cl.user_index]
+    for pair in pairs:
+        a, b = cl.candidates[pair.a], cl.candidates[pair.b]
+        outcome = 1 if (a in train and b not in train) else 0 if (b in train and a not in train) \
+            else features.OUTCOME_UNKNOWN
+        writer.write({"user_id": cl.user_index, "item_a": a, "item_b": b, "confidence": pair.confidence,
+                      "source": cl.source, "outcome": outcome,
+                      "true_correct_prob": truth(cl.user_index, a, b) if truth else -1.0})
+        counts["pairs_written"] += 1
+        counts[f"pairs_{source}"] += 1
+        counts["confidence_sum"] += pair.confidence
+        counts["pairs_cold_user"] += cl.user_index in cold_users
+        counts["pairs_longtail_item"] += bool(is_longtail[a] or is_longtail[b])
+        if outcome != features.OUTCOME_UNKNOWN:
+            counts["pairs_outcome_known"] += 1
+            counts["pairs_agree_with_train"] += outcome
+
+
+def _log_row(cl: CandidateList, ask: _Ask) -> dict:
+    row = {"user": cl.user_index, "list": cl.list_index, "source": SOURCE_NAMES[cl.source],
+           "order": ask.order, "attempt": ask.attempt, "candidates": list(ask.candidates),
+           "cached": ask.cached, "prompt": ask.prompt}
+    if ask.error:
+        row["error"] = ask.error
+    else:
+        row.update(raw=ask.response.raw, ok=bool(ask.response.ok),
+                   missing=int(np.sum(ask.response.missing)))
+    return row
+
+
+def _progress(counts: collections.Counter, total: int, elapsed: float) -> str:
+    done = counts["lists_scored"] + counts["lists_skipped"]
+    rate = done / elapsed if elapsed > 0 else 0.0
+    return (f"lists {done:,}/{total:,} ({counts['lists_skipped']:,} skipped)  pairs {counts['pairs_written']:,}  "
+            f"answers parsed {counts['answers_parsed']:,}/{counts['answers_requested']:,} "
+            f"({counts['answers_from_cache']:,} cached, {counts['request_failures']:,} failed)  "
+            f"{rate:.2f} lists/s")
+
+
+def _summary(counts: collections.Counter, backend: Backend, config: ScoreConfig, num_lists: int,
+             num_orders: int, elapsed: float, torn_cache_lines: int) -> dict:
+    pairs = counts["pairs_written"]
+    known = counts["pairs_outcome_known"]
+    return {
+        "backend": backend.name,
+        "model": backend.model,
+        "decoding_params": backend.decoding_params(),
+        "config": dataclasses.asdict(config),
+        "orders_per_list": num_orders,
+        "lists": {"total": num_lists, "scored": counts["lists_scored"], "skipped": counts["lists_skipped"],
+                  "by_source": {name: counts[f"lists_{name}"] for name in SOURCE_NAMES.values()}},
+        "answers": {name: counts[name] for name in
+                    ("answers_requested", "answers_asked", "answers_from_cache", "answers_parsed",
+                     "answers_malformed", "request_failures", "malformed_retries", "candidates_missing")},
+        "transport_retries": int(getattr(backend, "transport_retries", 0)),
+        "torn_cache_lines": torn_cache_lines,
+        "pairs": {"written": pairs,
+                  "by_source": {name: counts[f"pairs_{name}"] for name in SOURCE_NAMES.values()},
+                  "cold_user": counts["pairs_cold_user"], "longtail_item": counts["pairs_longtail_item"],
+                  "outcome_known": known,
+                  "agreement_with_train": counts["pairs_agree_with_train"] / known if known else None,
+                  "mean_confidence": counts["confidence_sum"] / pairs if pairs else None},
+        "seconds": round(elapsed, 3),
+        "lists_per_s": round(num_lists / elapsed, 3) if elapsed > 0 else None,
+        "pairs_per_s": round(pairs / elapsed, 3) if elapsed > 0 else None,
+    }

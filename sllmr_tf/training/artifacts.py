@@ -1,0 +1,86 @@
+"""The model_dir layout that sllmr-train writes and sllmr-eval / sllmr-export read.
+
+    model_dir/
+      train_config.json        the run's settings; a restart must match them
+      backbone.json            {"name", "config" (BackboneConfig fields), "vocab_sizes"}
+      backbone/weights.*       TF checkpoint of the trained backbone alone (best epoch)
+      best/weights.*           best-epoch weights of the whole training model (early stopping)
+      early_stopping.json      early stopping state, so a restarted run keeps counting
+      backup/                  BackupAndRestore checkpoint; removed when training ends
+      logs/{train,validation,gate}/   TensorBoard event files
+      metrics.json             metrics per split (see evaluation.py) + the training summary
+
+`load_backbone(model_dir)` rebuilds the backbone from backbone.json with the
+registry and loads its weights: all the export stage needs, since the served
+graph is the backbone alone (no gate, no pairs).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Mapping
+
+import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
+import tensorflow as tf
+
+import sllmr_tf.models.backbones  # noqa: F401  (registers every backbone)
+from sllmr_tf.models.config import BackboneConfig
+from sllmr_tf.models.registry import build_backbone
+
+TRAIN_CONFIG = "train_config.json"
+BACKBONE_JSON = "backbone.json"
+BACKBONE_WEIGHTS = os.path.join("backbone", "weights")
+BEST_WEIGHTS = os.path.join("best", "weights")
+EARLY_STOPPING = "early_stopping.json"
+BACKUP_DIR = "backup"
+LOGS_DIR = "logs"
+METRICS = "metrics.json"
+
+
+def path(model_dir: str, name: str) -> str:
+    return os.path.join(model_dir, name)
+
+
+def write_json(file_path: str, value: Mapping) -> None:
+    """Write atomically: a reader never sees half a file."""
+    os.makedirs(os.path.dirname(file_path) or ".", exist_ok=True)
+    tmp = file_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, file_path)
+
+
+def read_json(file_path: str) -> dict | None:
+    if not os.path.exists(file_path):
+        return None
+    with open(file_path) as f:
+        return json.load(f)
+
+
+def backbone_config_to_json(config: BackboneConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def backbone_config_from_json(value: Mapping) -> BackboneConfig:
+    return BackboneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+
+
+def save_backbone(model_dir: str, name: str, config: BackboneConfig, vocab_sizes: Mapping[str, int],
+                  backbone: tf.keras.Model) -> None:
+    backbone.save_weights(path(model_dir, BACKBONE_WEIGHTS))
+    write_json(path(model_dir, BACKBONE_JSON), {
+        "name": name, "config": backbone_config_to_json(config),
+        "vocab_sizes": {k: int(v) for k, v in vocab_sizes.items()}})
+
+
+def load_backbone(model_dir: str) -> tf.keras.Model:
+    """The trained backbone of `model_dir`, ready to predict."""
+    spec = read_json(path(model_dir, BACKBONE_JSON))
+    if spec is None:
+        raise FileNotFoundError(f"{model_dir}: no trained backbone ({BACKBONE_JSON}); "
+                                "run sllmr-train to completion first")
+    backbone = build_backbone(spec["name"], spec["vocab_sizes"], backbone_config_from_json(spec["config"]))
+    backbone.load_weights(path(model_dir, BACKBONE_WEIGHTS)).assert_existing_objects_matched()
+    return backbone

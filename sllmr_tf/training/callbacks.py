@@ -1,0 +1,128 @@
+"""Callbacks of a training run that Keras does not provide as needed.
+
+Keras's EarlyStopping keeps its best weights and counters in memory, so a run
+killed and resumed by BackupAndRestore would forget them; `EarlyStoppingOnAuc`
+keeps both on disk. `GateHistograms` writes what the scalar logs cannot show:
+the distribution of alpha per segment on a fixed sample of joined batches.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import scipy.stats
+
+import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
+import tensorflow as tf
+
+from sllmr_tf.training import artifacts
+from sllmr_tf.training.join import PAIRS_KEY
+
+
+class EarlyStoppingOnAuc(tf.keras.callbacks.Callback):
+    """Stop when `monitor` has not improved for `patience` epochs; end on the best weights."""
+
+    def __init__(self, model_dir: str, patience: int, monitor: str = "val_auc", min_delta: float = 0.0,
+                 log=print):
+        super().__init__()
+        self.model_dir, self.patience, self.monitor, self.min_delta = model_dir, patience, monitor, min_delta
+        self.log = log
+        self.state = {"best": None, "best_epoch": None, "wait": 0, "epochs_run": 0}
+
+    def on_train_begin(self, logs=None):
+        saved = artifacts.read_json(self._state_path)
+        if saved is not None:
+            self.state = saved
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise KeyError(f"early stopping monitors {self.monitor!r}, which the logs lack: "
+                           f"{sorted(logs or {})}")
+        value = float(value)
+        state = self.state
+        state["epochs_run"] = epoch + 1
+        if state["best"] is None or value > state["best"] + self.min_delta:
+            self.model.save_weights(artifacts.path(self.model_dir, artifacts.BEST_WEIGHTS))
+            state.update(best=value, best_epoch=epoch + 1, wait=0)
+        else:
+            state["wait"] += 1
+            if state["wait"] >= self.patience:
+                self.log(f"early stopping: {self.monitor} has not improved on {state['best']:.4f} "
+                         f"(epoch {state['best_epoch']}) for {self.patience} epochs")
+                self.model.stop_training = True
+        artifacts.write_json(self._state_path, state)
+
+    def on_train_end(self, logs=None):
+        if self.state["best_epoch"] is not None:
+            self.model.load_weights(artifacts.path(self.model_dir, artifacts.BEST_WEIGHTS)).expect_partial()
+            self.log(f"restored the best epoch {self.state['best_epoch']} "
+                     f"({self.monitor} {self.state['best']:.4f})")
+
+    @property
+    def _state_path(self) -> str:
+        return artifacts.path(self.model_dir, artifacts.EARLY_STOPPING)
+
+
+class ResumeNotice(tf.keras.callbacks.Callback):
+    """Says so when BackupAndRestore has moved the start past epoch 1."""
+
+    def __init__(self, log=print):
+        super().__init__()
+        self.log, self._first = log, True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first and epoch > 0:
+            self.log(f"resumed from the backup checkpoint at epoch {epoch + 1}")
+        self._first = False
+
+
+class GateHistograms(tf.keras.callbacks.Callback):
+    """Per epoch, alpha on a fixed sample of joined training batches, per segment.
+
+    Writes histograms alpha/{all,cold_start,longtail,head}, their means, and,
+    where the pairs carry the synthetic world's truth, the Spearman correlation
+    of alpha with the true probability that the LLM's order is right.
+    """
+
+    def __init__(self, log_dir: str, batches: list):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "gate"))
+        self.batches = batches
+
+    def on_epoch_end(self, epoch, logs=None):
+        sample = pair_weight_sample(self.model, self.batches)
+        if sample["alpha"].size == 0:
+            return
+        with self.writer.as_default(step=epoch):
+            for name, mask in segment_masks(sample).items():
+                if mask.any():
+                    tf.summary.histogram(f"alpha/{name}", sample["alpha"][mask])
+                    tf.summary.scalar(f"alpha_mean/{name}", float(sample["alpha"][mask].mean()))
+            truth = sample["true_correct_prob"] >= 0
+            if truth.sum() > 2 and np.ptp(sample["alpha"][truth]) > 0:
+                rho = scipy.stats.spearmanr(sample["alpha"][truth], sample["true_correct_prob"][truth])[0]
+                tf.summary.scalar("alpha_spearman_true_correct_prob", float(rho))
+        self.writer.flush()
+
+
+def pair_weight_sample(model, batches: list) -> dict[str, np.ndarray]:
+    """Each joined pair's weight (alpha) under the current model, with its segment and truth."""
+    parts = {k: [] for k in ("alpha", "is_cold_user", "user_hist_len", "longtail", "true_correct_prob",
+                             "outcome")}
+    for x, y in batches:
+        terms = model.loss_terms(x, y, training=False)
+        pairs = x[PAIRS_KEY]
+        parts["alpha"].append(terms.pair_weight.numpy())
+        parts["is_cold_user"].append(pairs["is_cold_user"].numpy() > 0)
+        parts["user_hist_len"].append(pairs["user_hist_len"].numpy())
+        parts["longtail"].append((pairs["a"]["is_longtail_item"].numpy() > 0)
+                                 | (pairs["b"]["is_longtail_item"].numpy() > 0))
+        parts["true_correct_prob"].append(pairs["true_correct_prob"].numpy())
+        parts["outcome"].append(pairs["outcome"].numpy())
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+
+
+def segment_masks(sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    cold, longtail = sample["is_cold_user"].astype(bool), sample["longtail"].astype(bool)
+    return {"all": np.ones_like(cold), "cold_start": cold, "longtail": longtail, "head": ~cold & ~longtail}

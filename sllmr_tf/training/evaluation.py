@@ -1,0 +1,154 @@
+"""Test metrics with their uncertainty: what metrics.json reports.
+
+The effects S-LLMR is about are small (+0.007 to +0.01 AUC), so every AUC comes
+with its n and a 95% interval from a bootstrap over users (users, not rows, are
+the independent units: one user's rows share that user's history and
+negatives), and a segment with fewer than MIN_EVENTS test events is flagged
+`too_small` so no one ranks methods on it.
+
+Segments:
+    overall           every row of the split
+    cold_start_users  rows of users with < 3 train items (the prepare tag)
+    longtail_items    rows whose item is in the bottom 20% of train popularity (the
+                      paper's definition; few rows under leave-last-out)
+    longtail_events   the 20% of rows whose items are least popular (event-weighted)
+gAUC is the unweighted mean over users of each user's AUC, over users having
+both a positive and a negative row.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+MIN_EVENTS = 200
+LONGTAIL_EVENT_SHARE = 0.2
+LOG_EPS = 1e-7
+
+
+@dataclasses.dataclass
+class Predictions:
+    """One row per evaluated example."""
+
+    labels: np.ndarray  # float 0/1
+    probs: np.ndarray  # predicted probability of a positive
+    users: np.ndarray  # user index
+    items: np.ndarray  # item index
+    is_cold_user: np.ndarray  # bool
+    is_longtail_item: np.ndarray  # bool
+    item_pop: np.ndarray  # train popularity of the item
+
+    def subset(self, mask: np.ndarray) -> "Predictions":
+        return Predictions(**{f.name: getattr(self, f.name)[mask] for f in dataclasses.fields(self)})
+
+
+def evaluate(pred: Predictions, num_bootstrap: int = 200, seed: int = 0) -> dict:
+    """metrics.json's block for one split."""
+    segments = {
+        "overall": np.ones(len(pred.labels), bool),
+        "cold_start_users": pred.is_cold_user.astype(bool),
+        "longtail_items": pred.is_longtail_item.astype(bool),
+        "longtail_events": longtail_events(pred.item_pop, pred.items),
+    }
+    report = {name: segment_report(pred.subset(mask), num_bootstrap, seed)
+              for name, mask in segments.items()}
+    report["gauc"] = gauc_report(pred, num_bootstrap, seed)
+    report["min_events"] = MIN_EVENTS
+    report["interval"] = f"95% percentile bootstrap over users, {num_bootstrap} resamples"
+    return report
+
+
+def longtail_events(item_pop: np.ndarray, items: np.ndarray,
+                    share: float = LONGTAIL_EVENT_SHARE) -> np.ndarray:
+    """Mask of the `share` of rows with the least popular items (ties broken by item index)."""
+    order = np.lexsort((items, item_pop))
+    mask = np.zeros(len(item_pop), bool)
+    mask[order[:math.ceil(share * len(item_pop))]] = True
+    return mask
+
+
+def segment_report(pred: Predictions, num_bootstrap: int, seed: int) -> dict:
+    n = len(pred.labels)
+    out = {"n": n, "n_users": int(np.unique(pred.users).size), "positives": int(pred.labels.sum()),
+           "too_small": n < MIN_EVENTS, "auc": None, "auc_ci95": None, "logloss": None}
+    if n == 0:
+        return out
+    out["logloss"] = logloss(pred.labels, pred.probs)
+    if 0 < out["positives"] < n:
+        out["auc"] = auc(pred.labels, pred.probs)
+        out["auc_ci95"] = _interval(bootstrap_auc(pred.labels, pred.probs, pred.users, num_bootstrap, seed))
+    return out
+
+
+def logloss(labels: np.ndarray, probs: np.ndarray) -> float:
+    p = np.clip(probs.astype(np.float64), LOG_EPS, 1 - LOG_EPS)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log1p(-p)))
+
+
+def auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """ROC AUC (ties count one half), optionally with per-row weights."""
+    ranked = _RankedScores(labels, scores)
+    return float(ranked.auc(np.ones(len(labels)) if weights is None else weights))
+
+
+def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, users: np.ndarray, num_bootstrap: int,
+                  seed: int) -> np.ndarray:
+    """AUCs of `num_bootstrap` resamples of the users (each row weighted by its user's draw count)."""
+    ranked = _RankedScores(labels, scores)
+    _, user_row = np.unique(users, return_inverse=True)
+    num_users = int(user_row.max()) + 1
+    rng = np.random.default_rng(seed)
+    values = [ranked.auc(np.bincount(rng.integers(0, num_users, num_users), minlength=num_users)[user_row])
+              for _ in range(num_bootstrap)]
+    return np.asarray([v for v in values if np.isfinite(v)])
+
+
+def gauc_report(pred: Predictions, num_bootstrap: int, seed: int) -> dict:
+    per_user = per_user_auc(pred.labels, pred.probs, pred.users)
+    out = {"value": None, "ci95": None, "n_users": int(per_user.size),
+           "too_small": int(per_user.size) < MIN_EVENTS}
+    if per_user.size:
+        out["value"] = float(per_user.mean())
+        rng = np.random.default_rng(seed)
+        draws = rng.integers(0, per_user.size, (num_bootstrap, per_user.size))
+        out["ci95"] = _interval(per_user[draws].mean(axis=1))
+    return out
+
+
+def per_user_auc(labels: np.ndarray, scores: np.ndarray, users: np.ndarray) -> np.ndarray:
+    """AUC of each user having both a positive and a negative row."""
+    order = np.argsort(users, kind="stable")
+    users, labels, scores = users[order], labels[order], scores[order]
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    values = []
+    for lab, sco in zip(np.split(labels, bounds), np.split(scores, bounds)):
+        if 0 < lab.sum() < len(lab):
+            values.append(auc(lab, sco))
+    return np.asarray(values, np.float64)
+
+
+class _RankedScores:
+    """Scores sorted once so each weighted AUC is one pass (the bootstrap needs hundreds)."""
+
+    def __init__(self, labels: np.ndarray, scores: np.ndarray):
+        _, self.group = np.unique(np.asarray(scores, np.float64), return_inverse=True)
+        self.num_groups = int(self.group.max()) + 1 if len(self.group) else 0
+        self.positive = np.asarray(labels) > 0.5
+
+    def auc(self, weights: np.ndarray) -> float:
+        w = np.asarray(weights, np.float64)
+        pos = np.bincount(self.group, weights=w * self.positive, minlength=self.num_groups)
+        neg = np.bincount(self.group, weights=w * ~self.positive, minlength=self.num_groups)
+        total_pos, total_neg = pos.sum(), neg.sum()
+        if total_pos == 0 or total_neg == 0:
+            return float("nan")
+        below = np.cumsum(neg) - neg  # negative weight strictly below each score
+        return float(np.sum(pos * (below + 0.5 * neg)) / (total_pos * total_neg))
+
+
+def _interval(values: np.ndarray) -> list[float] | None:
+    if values.size == 0:
+        return None
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return [float(lo), float(hi)]

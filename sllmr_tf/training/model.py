@@ -1,0 +1,219 @@
+"""The one training model: any backbone, any method, one step.
+
+Per batch (see join.py for how pairs arrive):
+
+    BCE     binary cross-entropy of the backbone on the batch's interactions
+    L_pair  for each joined pair (u, a > b): the backbone scores (u, a) and (u, b)
+            by swapping the item-side features into the example's user-side
+            features, and pays softplus(-(s_a - s_b)) (times the LLM confidence
+            with confidence_weighting); kd_pointwise pays
+            BCE(sigmoid(s), p_teacher) on both items instead
+    w       each pair's weight: 1 (kd), the cold-start / long-tail rule
+            (heuristic) or stop_gradient(alpha) of the gate (sllmr)
+    L_gate  BCE of the gate against "the LLM order agrees with the observed
+            outcome", on pairs whose outcome is known
+
+    L = BCE + pair_weight * sum(w * L_pair) / pairs + gate_weight * L_gate
+
+The batch and both swapped copies go through the backbone in one call. `base`
+never reads the pairs, so a base run is the same with or without them.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
+import tensorflow as tf
+
+from sllmr_tf import features
+from sllmr_tf.training import methods as methods_lib
+from sllmr_tf.training.gate import ReliabilityGate, gate_signals
+from sllmr_tf.training.join import PAIRS_KEY
+
+_MODEL_FEATURES = tuple(f.name for f in features.model_features())
+_ITEM_SIDE = frozenset(f.name for f in features.item_side_features())
+
+
+@dataclasses.dataclass
+class LossTerms:
+    """Every term of one step's loss, plus the per-pair quantities behind them."""
+
+    total: tf.Tensor
+    bce: tf.Tensor
+    llm: tf.Tensor  # sum(w * L_pair) / pairs, before pair_weight
+    gate: tf.Tensor
+    logits: tf.Tensor  # (batch,)
+    pair_weight: tf.Tensor | None = None  # (pairs,) the w above ("alpha" in the logs)
+    gate_logit: tf.Tensor | None = None  # (pairs,)
+
+
+class TrainingModel(tf.keras.Model):
+    """Wraps a backbone (feature dict -> (batch, 1) logit) with a method's loss."""
+
+    def __init__(self, backbone: tf.keras.Model, method: methods_lib.Method, pair_weight: float = 0.1,
+                 gate_weight: float = 1.0, confidence_weighting: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.method = method
+        self.pair_weight = float(pair_weight)
+        self.gate_weight = float(gate_weight)
+        self.confidence_weighting = bool(confidence_weighting)
+        self.gate = ReliabilityGate(name="gate") if method.has_gate else None
+        self._train_metrics = _TrainMetrics(method)
+        self._eval_metrics = _EvalMetrics()
+
+    def call(self, inputs, training: bool = False) -> tf.Tensor:
+        return self.backbone({name: inputs[name] for name in _MODEL_FEATURES}, training=training)
+
+    def loss_terms(self, x: dict, y: tf.Tensor, training: bool) -> LossTerms:
+        y = tf.reshape(tf.cast(y, tf.float32), [-1])
+        if not self.method.uses_pairs:
+            logits = self(x, training=training)[:, 0]
+            bce = _mean_bce(y, logits)
+            zero = tf.constant(0.0)
+            return LossTerms(total=bce + self._regularization(), bce=bce, llm=zero, gate=zero, logits=logits)
+
+        pairs = x[PAIRS_KEY]
+        logits, score_a, score_b = self._score_with_pairs(x, pairs, training)
+        bce = _mean_bce(y, logits)
+        num_pairs = tf.cast(tf.size(score_a), tf.float32)
+        weight, gate_logit, gate_loss = self._pair_weights(pairs, score_a, score_b)
+        if self.method.llm_loss == methods_lib.POINTWISE:
+            per_pair = 0.5 * (_bce(pairs["teacher_a"], score_a) + _bce(pairs["teacher_b"], score_b))
+        else:
+            per_pair = tf.math.softplus(-(score_a - score_b))
+            if self.confidence_weighting:
+                per_pair *= pairs["confidence"]
+        llm = tf.math.divide_no_nan(tf.reduce_sum(weight * per_pair), num_pairs)
+        total = bce + self.pair_weight * llm + self.gate_weight * gate_loss + self._regularization()
+        return LossTerms(total=total, bce=bce, llm=llm, gate=gate_loss, logits=logits,
+                         pair_weight=weight, gate_logit=gate_logit)
+
+    def _score_with_pairs(self, x: dict, pairs: dict, training: bool):
+        """Logits of the batch, of (u, a) and of (u, b), from one backbone call."""
+        rows = pairs["row"]
+
+        def swapped(side: str) -> dict:
+            return {name: pairs[side][name] if name in _ITEM_SIDE else tf.gather(x[name], rows)
+                    for name in _MODEL_FEATURES}
+
+        a, b = swapped("a"), swapped("b")
+        stacked = {name: tf.concat([x[name], a[name], b[name]], axis=0) for name in _MODEL_FEATURES}
+        logits = self.backbone(stacked, training=training)[:, 0]
+        n, p = tf.shape(x["user_id"])[0], tf.shape(rows)[0]
+        return logits[:n], logits[n:n + p], logits[n + p:]
+
+    def _pair_weights(self, pairs: dict, score_a: tf.Tensor, score_b: tf.Tensor):
+        """(w, gate logit or None, L_gate) for the method."""
+        ones = tf.ones_like(score_a)
+        zero = tf.constant(0.0)
+        if self.method.weighting == methods_lib.WEIGHT_ONE:
+            return ones, None, zero
+        if self.method.weighting == methods_lib.WEIGHT_HEURISTIC:
+            return tf.cast(_cold_or_longtail(pairs), tf.float32), None, zero
+        gate_logit = self.gate(gate_signals(pairs, score_a, score_b))
+        known = tf.cast(tf.not_equal(pairs["outcome"], features.OUTCOME_UNKNOWN), tf.float32)
+        agrees = tf.cast(tf.equal(pairs["outcome"], 1), tf.float32)
+        gate_loss = tf.math.divide_no_nan(tf.reduce_sum(known * _bce(agrees, gate_logit)),
+                                          tf.reduce_sum(known))
+        return tf.stop_gradient(tf.sigmoid(gate_logit)), gate_logit, gate_loss
+
+    def _regularization(self) -> tf.Tensor:
+        return tf.add_n(self.backbone.losses) if self.backbone.losses else tf.constant(0.0)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            terms = self.loss_terms(x, y, training=True)
+        variables = self.trainable_variables
+        gradients = tape.gradient(terms.total, variables)
+        self.optimizer.apply_gradients((g, v) for g, v in zip(gradients, variables) if g is not None)
+        return self._train_metrics.update(terms, x.get(PAIRS_KEY))
+
+    def test_step(self, data):
+        x, y = data
+        logits = self(x, training=False)[:, 0]
+        return self._eval_metrics.update(x, tf.reshape(tf.cast(y, tf.float32), [-1]), logits)
+
+    @property
+    def metrics(self):
+        return self._train_metrics.all + self._eval_metrics.all
+
+
+class _TrainMetrics:
+    """Running means of the loss terms, of alpha per segment and of the LLM's agreement."""
+
+    def __init__(self, method: methods_lib.Method):
+        self.method = method
+        names = ["loss", "bce"]
+        if method.uses_pairs:
+            names += ["llm_loss", "pairs_per_batch", "alpha", "alpha_cold_start", "alpha_longtail",
+                      "alpha_head", "llm_agreement"]
+        if method.has_gate:
+            names += ["gate_loss"]
+        self.means = {name: tf.keras.metrics.Mean(name=name) for name in names}
+        self.gate_auc = tf.keras.metrics.AUC(name="gate_auc") if method.has_gate else None
+
+    @property
+    def all(self) -> list:
+        return list(self.means.values()) + ([self.gate_auc] if self.gate_auc is not None else [])
+
+    def update(self, terms: LossTerms, pairs: dict | None) -> dict:
+        m = self.means
+        m["loss"].update_state(terms.total)
+        m["bce"].update_state(terms.bce)
+        if self.method.uses_pairs:
+            m["llm_loss"].update_state(terms.llm)
+            m["pairs_per_batch"].update_state(tf.cast(tf.size(pairs["row"]), tf.float32))
+            w = terms.pair_weight
+            cold = tf.cast(pairs["is_cold_user"], tf.float32)
+            longtail = tf.cast(_any_longtail(pairs), tf.float32)
+            m["alpha"].update_state(w)
+            m["alpha_cold_start"].update_state(w, sample_weight=cold)
+            m["alpha_longtail"].update_state(w, sample_weight=longtail)
+            m["alpha_head"].update_state(w, sample_weight=(1.0 - cold) * (1.0 - longtail))
+            known = tf.cast(tf.not_equal(pairs["outcome"], features.OUTCOME_UNKNOWN), tf.float32)
+            agrees = tf.cast(tf.equal(pairs["outcome"], 1), tf.float32)
+            m["llm_agreement"].update_state(agrees, sample_weight=known)
+            if self.gate_auc is not None:
+                m["gate_loss"].update_state(terms.gate)
+                self.gate_auc.update_state(agrees, tf.sigmoid(terms.gate_logit), sample_weight=known)
+        return {metric.name: metric.result() for metric in self.all}
+
+
+class _EvalMetrics:
+    """Validation BCE and AUC overall, on cold-start users and on long-tail items."""
+
+    def __init__(self):
+        self.loss = tf.keras.metrics.Mean(name="loss")
+        self.auc = tf.keras.metrics.AUC(name="auc", num_thresholds=1000)
+        self.auc_cold = tf.keras.metrics.AUC(name="auc_cold_start", num_thresholds=1000)
+        self.auc_longtail = tf.keras.metrics.AUC(name="auc_longtail", num_thresholds=1000)
+
+    @property
+    def all(self) -> list:
+        return [self.loss, self.auc, self.auc_cold, self.auc_longtail]
+
+    def update(self, x: dict, y: tf.Tensor, logits: tf.Tensor) -> dict:
+        p = tf.sigmoid(logits)
+        self.loss.update_state(_bce(y, logits))
+        self.auc.update_state(y, p)
+        self.auc_cold.update_state(y, p, sample_weight=tf.cast(x["is_cold_user"], tf.float32))
+        self.auc_longtail.update_state(y, p, sample_weight=tf.cast(x["is_longtail_item"], tf.float32))
+        return {metric.name: metric.result() for metric in self.all}
+
+
+def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits)
+
+
+def _mean_bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(_bce(labels, logits))
+
+
+def _any_longtail(pairs: dict) -> tf.Tensor:
+    return tf.logical_or(pairs["a"]["is_longtail_item"] > 0, pairs["b"]["is_longtail_item"] > 0)
+
+
+def _cold_or_longtail(pairs: dict) -> tf.Tensor:
+    return tf.logical_or(pairs["is_cold_user"] > 0, _any_longtail(pairs))

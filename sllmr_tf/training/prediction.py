@@ -1,0 +1,47 @@
+"""Predictions of a backbone over a whole split, with what the segment metrics need."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
+import tensorflow as tf
+
+from sllmr_tf import features
+from sllmr_tf.training.evaluation import Predictions, evaluate
+from sllmr_tf.training.inputs import interaction_batches
+
+_MODEL_FEATURES = tuple(f.name for f in features.model_features())
+
+
+def predict_split(backbone: tf.keras.Model, data_dir: str, split: str, batch_size: int = 4096) -> Predictions:
+    """Stream the split once; only a handful of numbers per row are kept."""
+
+    @tf.function
+    def probabilities(x):
+        return tf.sigmoid(backbone({name: x[name] for name in _MODEL_FEATURES}, training=False)[:, 0])
+
+    keep = {"users": "user_id", "items": "item_id", "is_cold_user": "is_cold_user",
+            "is_longtail_item": "is_longtail_item", "item_pop": "item_pop"}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("labels", "probs", *keep)}
+    for x, y in interaction_batches(data_dir, split, batch_size):
+        parts["labels"].append(y.numpy())
+        parts["probs"].append(probabilities(x).numpy())
+        for field, name in keep.items():
+            parts[field].append(x[name].numpy())
+    if not parts["labels"]:
+        raise ValueError(f"{data_dir}: the {split} split has no examples")
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out["is_cold_user"] = out["is_cold_user"] > 0
+    out["is_longtail_item"] = out["is_longtail_item"] > 0
+    return Predictions(**out)
+
+
+def evaluate_split(backbone: tf.keras.Model, data_dir: str, split: str, batch_size: int,
+                   num_bootstrap: int, seed: int) -> dict:
+    """metrics.json's block for one split of one dataset."""
+    block = evaluate(predict_split(backbone, data_dir, split, batch_size), num_bootstrap=num_bootstrap,
+                     seed=seed)
+    block["data_dir"] = os.path.abspath(data_dir)
+    return block

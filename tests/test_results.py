@@ -1,0 +1,65 @@
+"""Results tables: mean and spread over seeds, paired gains over base, small segments never ranked."""
+import csv
+import json
+import math
+
+import pytest
+
+from sllmr_tf.experiments import results
+
+
+def write_run(root, backbone, method, seed, aucs, too_small=()):
+    blocks = {}
+    for segment in results.SEGMENTS:
+        auc = aucs.get(segment, 0.7)
+        blocks[segment] = {"auc": auc, "auc_ci95": [auc - 0.01, auc + 0.01], "n": 1000,
+                           "too_small": segment in too_small}
+    path = root / backbone / method / f"seed{seed}"
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(json.dumps(
+        {"backbone": backbone, "method": method, "seed": seed, "test": blocks}))
+
+
+def line(summary, method, segment="overall"):
+    return next(s for s in summary if s["method"] == method and s["segment"] == segment)
+
+
+def test_gain_over_base_is_paired_by_seed(tmp_path):
+    for seed, (base, sllmr) in enumerate([(0.70, 0.71), (0.60, 0.61), (0.80, 0.81)]):
+        write_run(tmp_path, "deepfm", "base", seed, {"overall": base})
+        write_run(tmp_path, "deepfm", "sllmr", seed, {"overall": sllmr})
+    summary = results.summarize(results.collect(str(tmp_path)))
+    s = line(summary, "sllmr")
+    # seeds disagree by 0.1 AUC, yet the paired gain is exactly +0.01 with a zero-width interval
+    assert s["auc_std"] == pytest.approx(0.1)
+    assert s["delta_vs_base"] == pytest.approx(0.01)
+    assert s["delta_ci95_low"] == pytest.approx(0.01) and s["delta_ci95_high"] == pytest.approx(0.01)
+    assert s["run_ci_halfwidth"] == pytest.approx(0.01)
+    assert math.isnan(line(summary, "base")["delta_vs_base"])
+
+
+def test_a_noisy_gain_gets_an_interval_that_covers_zero(tmp_path):
+    for seed, (base, kd) in enumerate([(0.70, 0.72), (0.70, 0.69), (0.70, 0.705)]):
+        write_run(tmp_path, "dnn", "base", seed, {"overall": base})
+        write_run(tmp_path, "dnn", "kd", seed, {"overall": kd})
+    s = line(results.summarize(results.collect(str(tmp_path))), "kd")
+    assert s["delta_ci95_low"] < 0 < s["delta_ci95_high"]
+
+
+def test_too_small_segments_are_reported_but_not_ranked(tmp_path):
+    write_run(tmp_path, "dnn", "base", 0, {}, too_small=("longtail_items",))
+    write_run(tmp_path, "dnn", "sllmr", 0, {"longtail_items": 0.9}, too_small=("longtail_items",))
+    summary = results.summarize(results.collect(str(tmp_path)))
+    assert line(summary, "sllmr", "longtail_items")["too_small"]
+    assert "too small to rank" in results.to_markdown(summary)
+
+
+def test_tables_and_plot_are_written(tmp_path):
+    write_run(tmp_path / "runs", "dnn", "base", 0, {})
+    write_run(tmp_path / "runs", "dnn", "sllmr", 0, {"overall": 0.72})
+    paths = results.write(results.summarize(results.collect(str(tmp_path / "runs"))), str(tmp_path))
+    md, table, png = paths
+    assert "| dnn | sllmr | overall | 1 | 1,000 | 0.7200 |" in open(md).read()
+    rows = list(csv.DictReader(open(table)))
+    assert len(rows) == 2 * len(results.SEGMENTS)
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,76 @@
+"""Borda aggregation over shuffled orderings, and pair confidences from their agreement."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sllmr_tf.scoring.aggregate import aggregate_pairs, pairwise_wins
+
+
+def _pairs(scores, **kwargs):
+    return {(p.a, p.b): p.confidence for p in aggregate_pairs([np.asarray(s, float) for s in scores],
+                                                               **kwargs)[1]}
+
+
+def test_one_answer_gives_every_ordered_pair_with_full_confidence():
+    pairs = _pairs([[3, 1, 2, 0]])
+    assert pairs == {(0, 2): 1.0, (0, 1): 1.0, (0, 3): 1.0, (2, 1): 1.0, (2, 3): 1.0, (1, 3): 1.0}
+
+
+def test_agreement_across_orderings_is_the_pair_confidence():
+    # three answers: candidate 0 over 1 in two of them, 2 always last
+    pairs = _pairs([[3, 2, 1], [2, 3, 1], [3, 2, 1]])
+    assert pairs[(0, 1)] == pytest.approx(2 / 3)
+    assert pairs[(0, 2)] == 1.0 and pairs[(1, 2)] == 1.0
+    assert set(pairs) == {(0, 1), (0, 2), (1, 2)}
+
+
+def test_borda_points_sum_wins_over_answers_with_ties_counting_half():
+    points, _ = aggregate_pairs([np.array([2.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])])
+    # answer 1: 2, 1, 0 wins; answer 2: 0.5, 0.5, 2
+    np.testing.assert_allclose(points, [2.5, 1.5, 2.0])
+
+
+def test_missing_candidates_tie_last_and_form_no_pair_among_themselves():
+    pairs = _pairs([[2, 1, 0, 0]])  # candidates 2 and 3 missing (tied at the bottom)
+    assert (2, 3) not in pairs and (3, 2) not in pairs
+    assert pairs[(0, 2)] == pairs[(1, 3)] == 1.0
+
+
+def test_a_tie_split_by_one_answer_gives_three_quarter_confidence():
+    pairs = _pairs([[1, 0], [1, 1]])
+    assert pairs == {(0, 1): 0.75}
+
+
+def test_contradicting_orderings_give_no_pair():
+    assert _pairs([[1, 0], [0, 1]]) == {}
+    # a Condorcet cycle: every candidate beats one and loses to one; Borda ties all
+    assert _pairs([[3, 2, 1], [1, 3, 2], [2, 1, 3]]) == {}
+
+
+def test_every_confidence_is_above_one_half_and_at_most_one():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        scores = [rng.integers(0, 4, size=6).astype(float) for _ in range(3)]
+        for confidence in _pairs(scores).values():
+            assert 0.5 < confidence <= 1.0
+
+
+def test_pairwise_wins_of_a_pair_sum_to_one():
+    wins = pairwise_wins([np.array([1.0, 0.0, 0.0]), np.array([0.0, 2.0, 1.0])])
+    np.testing.assert_allclose(wins + wins.T, 1 - np.eye(3))
+
+
+def test_max_pairs_keeps_a_seeded_sample_of_the_pairs():
+    scores = [np.arange(8, dtype=float)]
+    full = _pairs(scores)
+    sample = _pairs(scores, max_pairs=5, rng=np.random.default_rng(1))
+    assert len(full) == 28 and len(sample) == 5 and set(sample) <= set(full)
+    assert sample == _pairs(scores, max_pairs=5, rng=np.random.default_rng(1))
+    with pytest.raises(ValueError, match="rng"):
+        aggregate_pairs(scores, max_pairs=5)
+
+
+def test_no_answer_is_an_error():
+    with pytest.raises(ValueError):
+        aggregate_pairs([])

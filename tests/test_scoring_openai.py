@@ -1,0 +1,247 @@
+"""The `openai` scorer's HTTP client and the sllmr-score binary, against a local test endpoint.
+
+The endpoint below speaks the OpenAI chat-completions protocol on 127.0.0.1 and
+ranks candidates by title (alphabetically), so answers are predictable; it can
+also fail, stall or talk nonsense on demand. The real LLM is exercised in
+test_scoring_llama.py.
+"""
+from __future__ import annotations
+
+import glob
+import http.server
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from sllmr_tf.scoring import openai_backend, pipeline
+from sllmr_tf.scoring.base import RankRequest
+from sllmr_tf.scoring.candidates import CandidateConfig
+from sllmr_tf.scoring.pairs_io import read_pairs
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "sk-test-secret-never-written-0123456789"
+CANDIDATE_LINE = re.compile(r'^([A-Z])\. "(.*)"', re.M)
+
+
+class FakeEndpoint(http.server.ThreadingHTTPServer):
+    """Chat completions on 127.0.0.1: ranks candidates by title, or misbehaves as told."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.base_url = f"http://127.0.0.1:{self.server_address[1]}/v1"
+        self.bodies: list[dict] = []
+        self.auth: list[str | None] = []
+        self.statuses: list[int] = []  # statuses to return before answering normally
+        self.answer = "ranking"  # ranking | garbage | no_choices | not_json | logprobs | no_logprobs
+        self.delay_s = 0.0
+        self.lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+    def reply(self, body: dict) -> tuple[int, bytes]:
+        with self.lock:
+            self.bodies.append(body)
+            status = self.statuses.pop(0) if self.statuses else 200
+        time.sleep(self.delay_s)
+        if status != 200:
+            return status, b'{"error": "busy"}'
+        if self.answer == "not_json":
+            return 200, b"<html>oops"
+        if self.answer == "no_choices":
+            return 200, json.dumps({"object": "chat.completion"}).encode()
+        prompt = body["messages"][-1]["content"]
+        by_title = sorted(CANDIDATE_LINE.findall(prompt), key=lambda c: c[1])
+        text = {"ranking": " > ".join(label for label, _ in by_title), "garbage": "no idea, sorry friend",
+                "logprobs": by_title[0][0], "no_logprobs": by_title[0][0]}[self.answer]
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        if self.answer == "logprobs":
+            top = [{"token": label, "logprob": -float(rank)} for rank, (label, _) in enumerate(by_title)]
+            choice["logprobs"] = {"content": [{"token": " ", "logprob": 0.0, "top_logprobs": []},
+                                              {"token": text, "logprob": 0.0, "top_logprobs": top}]}
+        return 200, json.dumps({"choices": [choice]}).encode()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.auth.append(self.headers.get("Authorization"))
+        status, payload = self.server.reply(body)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def endpoint():
+    server = FakeEndpoint()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+TITLES = ["", "Zorro (1998)", "Alien (1979)", "Memento (2000)", "Brazil (1985)"]
+
+
+def _backend(endpoint, **options):
+    options = {"backoff_s": 0.01, "timeout_s": 5, **options}
+    return openai_backend.OpenAIBackend(TITLES, endpoint.base_url, "test-model", **options)
+
+
+def _request(style="rank"):
+    from sllmr_tf.scoring import prompts
+
+    candidates = (1, 2, 3, 4)
+    rows = [{"title": TITLES[i]} for i in candidates]
+    return RankRequest(7, (), candidates, prompts.render([], rows, style))
+
+
+def test_rank_mode_sends_a_chat_request_and_parses_the_answer(endpoint):
+    response = _backend(endpoint, api_key=SECRET, temperature=0.0).rank(_request())
+    body = endpoint.bodies[0]
+    assert body["model"] == "test-model" and body["temperature"] == 0.0 and body["max_tokens"] == 128
+    assert body["messages"][0]["role"] == "user" and "Rank all 4 candidates" in body["messages"][0]["content"]
+    assert endpoint.auth == [f"Bearer {SECRET}"]
+    assert response.ok and response.raw == "B > D > C > A"  # Alien, Brazil, Memento, Zorro
+    assert list(np.argsort(-response.scores)) == [1, 3, 2, 0]
+
+
+def test_no_key_sends_no_authorization_header(endpoint):
+    _backend(endpoint).rank(_request())
+    assert endpoint.auth == [None]
+
+
+def test_busy_server_is_retried_with_backoff(endpoint):
+    endpoint.statuses = [503, 429]
+    backend = _backend(endpoint)
+    assert backend.rank(_request()).ok
+    assert len(endpoint.bodies) == 3 and backend.transport_retries == 2
+
+
+def test_a_rejected_request_is_not_retried(endpoint):
+    endpoint.statuses = [404]
+    with pytest.raises(openai_backend.RequestFailed, match="HTTP 404"):
+        _backend(endpoint).rank(_request())
+    assert len(endpoint.bodies) == 1
+
+
+def test_timeouts_and_non_json_replies_are_retried_then_reported(endpoint):
+    endpoint.delay_s = 0.5
+    with pytest.raises(openai_backend.RequestFailed, match="timed out|Timeout"):
+        _backend(endpoint, timeout_s=0.1, max_retries=1).rank(_request())
+    assert len(endpoint.bodies) == 2
+    endpoint.delay_s, endpoint.answer = 0.0, "not_json"
+    with pytest.raises(openai_backend.RequestFailed, match="JSONDecodeError"):
+        _backend(endpoint, max_retries=2).rank(_request())
+
+
+def test_replies_without_a_usable_answer_are_not_ok(endpoint):
+    endpoint.answer = "garbage"
+    assert not _backend(endpoint).rank(_request()).ok
+    endpoint.answer = "no_choices"
+    assert not _backend(endpoint).rank(_request()).ok
+
+
+def test_logprob_mode_ranks_by_label_log_probabilities(endpoint):
+    endpoint.answer = "logprobs"
+    backend = _backend(endpoint, mode="logprobs")
+    response = backend.rank(_request("pick"))
+    assert endpoint.bodies[0]["logprobs"] is True and endpoint.bodies[0]["top_logprobs"] == 20
+    assert endpoint.bodies[0]["max_tokens"] == 1 and backend.prompt_style == "pick"
+    assert response.ok and list(np.argsort(-response.scores)) == [1, 3, 2, 0]
+    endpoint.answer = "no_logprobs"
+    response = backend.rank(_request("pick"))
+    assert not response.ok and "no logprobs" in response.raw
+
+
+def test_missing_url_or_model_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ValueError, match="base URL"):
+        openai_backend.OpenAIBackend(TITLES, "", "m")
+    with pytest.raises(ValueError, match="model"):
+        openai_backend.OpenAIBackend(TITLES, "http://127.0.0.1:1/v1", "")
+
+
+def _score_binary(data_dir, pairs_dir, base_url, *flags, wait=True):
+    command = [sys.executable, "-m", "sllmr_tf.bins.score", f"--data_dir={data_dir}", "--scorer=openai",
+               f"--pairs_dir={pairs_dir}", f"--openai_base_url={base_url}", "--openai_model=test-model",
+               "--openai_api_key_env=SLLMR_TEST_KEY", "--seed=3", *flags]
+    env = {**os.environ, "SLLMR_TEST_KEY": SECRET}
+    if not wait:
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_binary_killed_mid_run_resumes_without_asking_any_prompt_twice(movielens_dir, endpoint, tmp_path):
+    pairs_dir = str(tmp_path / "pairs")
+    endpoint.delay_s = 0.01
+    process = _score_binary(movielens_dir, pairs_dir, endpoint.base_url, "--max_lists=40", "--concurrency=2",
+                            wait=False)
+    deadline = time.time() + 120
+    while len(endpoint.bodies) < 50 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    first_run = len(endpoint.bodies)
+    assert 50 <= first_run < 120 and not glob.glob(os.path.join(pairs_dir, "pairs-*.tfrecord.gz"))
+
+    result = _score_binary(movielens_dir, pairs_dir, endpoint.base_url, "--max_lists=40", "--concurrency=2")
+    assert result.returncode == 0, result.stderr
+    asked = [json.dumps(body, sort_keys=True) for body in endpoint.bodies]
+    assert len(set(asked)) == 120  # 40 lists x 3 orders
+    assert len(asked) - 120 <= 2  # only the (at most --concurrency) requests in flight at the kill are asked again
+    with open(pipeline.summary_path(pairs_dir, 0, 1)) as f:
+        summary = json.load(f)
+    assert summary["answers"]["answers_from_cache"] >= first_run - 2  # a kill may lose the last writes
+    assert summary["answers"]["answers_parsed"] == 120 and summary["lists"]["scored"] == 40
+    resumed = read_pairs(pairs_dir)
+    assert resumed["user_id"].size == summary["pairs"]["written"] > 0
+
+    clean_dir = str(tmp_path / "clean")
+    config = pipeline.ScoreConfig(candidates=CandidateConfig(seed=3), max_lists=40)
+    pipeline.score(movielens_dir, openai_backend.create(movielens_dir, base_url=endpoint.base_url,
+                                                        model="test-model"), clean_dir, config, log=lambda _: None)
+    clean = read_pairs(clean_dir)
+    for name in clean:
+        np.testing.assert_array_equal(resumed[name], clean[name])
+    for path in glob.glob(os.path.join(pairs_dir, "**", "*"), recursive=True):
+        if os.path.isfile(path) and not path.endswith(".gz"):
+            with open(path, encoding="utf-8") as f:
+                assert SECRET not in f.read(), path
+
+
+@pytest.mark.slow
+def test_binary_reports_bad_input_in_one_line(tmp_path, endpoint, movielens_dir):
+    missing = _score_binary(str(tmp_path / "nowhere"), str(tmp_path / "p"), endpoint.base_url)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].endswith("not a prepared dataset (no stats.json); "
+                                                             "run sllmr-prepare first")
+    bad_shard = _score_binary(movielens_dir, str(tmp_path / "p"), endpoint.base_url, "--shard_index=3",
+                              "--num_shards=2")
+    assert bad_shard.returncode == 2 and "shard_index" in bad_shard.stderr.strip().splitlines()[-1]
+    dead = _score_binary(movielens_dir, str(tmp_path / "p"), "http://127.0.0.1:9/v1", "--request_retries=0")
+    assert dead.returncode == 3
+    last = dead.stderr.strip().splitlines()[-1]
+    assert last.startswith("sllmr-score: error:") and "requests in a row failed" in last
+    assert SECRET not in dead.stderr + dead.stdout
+
+
+@pytest.mark.parametrize("flagfile", sorted(glob.glob(os.path.join(REPO, "flags", "score_*.flags"))))
+def test_score_flagfiles_parse(flagfile, tmp_path):
+    """Each shipped flagfile is accepted; the run then stops at the missing dataset."""
+    result = subprocess.run([sys.executable, "-m", "sllmr_tf.bins.score", f"--flagfile={flagfile}",
+                             f"--data_dir={tmp_path / 'nowhere'}", f"--pairs_dir={tmp_path / 'p'}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "not a prepared dataset" in result.stderr.strip().splitlines()[-1]

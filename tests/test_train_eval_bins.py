@@ -1,0 +1,148 @@
+"""sllmr-train and sllmr-eval end to end: outputs, resume after a kill, one-line errors."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import prepare_dataset
+import sllmr_tf  # noqa: F401  (Keras 2 switch before TensorFlow loads)
+import tensorflow as tf
+
+from sllmr_tf.scoring import pipeline
+from sllmr_tf.scoring.backends import make_backend
+from sllmr_tf.training import artifacts
+from sllmr_tf.training.prediction import predict_split
+from sllmr_tf.training.trainer import TrainConfig, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> tuple[str, str]:
+    root = tmp_path_factory.mktemp("bins")
+    data_dir, pairs_dir = str(root / "data"), str(root / "pairs")
+    prepare_dataset(data_dir, dataset="synthetic", num_shards=2,
+                    source_options=(("synthetic_users", 400), ("synthetic_items", 200)))
+    pipeline.score(data_dir, make_backend("simulated", data_dir), pairs_dir, log=lambda _: None)
+    return data_dir, pairs_dir
+
+
+def binary(name: str, *flags: str) -> list[str]:
+    return [sys.executable, "-m", f"sllmr_tf.bins.{name}", *flags]
+
+
+def run(name: str, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(binary(name, *flags), cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def train_flags(world, model_dir: str, *extra: str) -> list[str]:
+    data_dir, pairs_dir = world
+    return [f"--data_dir={data_dir}", f"--pairs_dir={pairs_dir}", f"--model_dir={model_dir}",
+            "--backbone=dnn", "--method=sllmr", "--num_bootstrap=20", *extra]
+
+
+def event_tags(log_dir: str) -> set[str]:
+    tags = set()
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+def test_train_then_eval_write_metrics_tensorboard_logs_and_a_servable_backbone(world, tmp_path):
+    data_dir, _ = world
+    model_dir = str(tmp_path / "model")
+    trained = run("train", *train_flags(world, model_dir, "--epochs=3", "--patience=3"))
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "Epoch 3/3" in trained.stdout and "cold_start_users" in trained.stdout
+
+    metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
+    assert metrics["training"]["epochs_run"] == 3 and metrics["training"]["num_pairs"] > 0
+    test = metrics["test"]
+    assert test["overall"]["auc"] > 0.6
+    lo, hi = test["overall"]["auc_ci95"]
+    assert lo < test["overall"]["auc"] < hi
+    assert test["overall"]["n"] > 200 and not test["overall"]["too_small"]
+    for segment in ("cold_start_users", "longtail_items", "longtail_events", "gauc"):
+        assert segment in test
+
+    logs = os.path.join(model_dir, "logs")
+    assert {"epoch_bce", "epoch_llm_loss", "epoch_gate_loss", "epoch_alpha_cold_start",
+            "epoch_alpha_longtail", "epoch_alpha_head", "epoch_llm_agreement"} <= event_tags(f"{logs}/train")
+    assert {"epoch_auc", "epoch_auc_cold_start", "epoch_auc_longtail"} <= event_tags(f"{logs}/validation")
+    assert {"alpha/all", "alpha/cold_start", "alpha_mean/cold_start",
+            "alpha_spearman_true_correct_prob"} <= event_tags(f"{logs}/gate")
+
+    backbone = artifacts.load_backbone(model_dir)  # what the export stage loads: the backbone alone
+    assert backbone.name == "dnn" and "gate" not in {layer.name for layer in backbone.layers}
+    probs = predict_split(backbone, data_dir, "test").probs
+    assert probs.shape == (test["overall"]["n"],)
+
+    evaluated = run("eval", f"--model_dir={model_dir}", f"--data_dir={data_dir}", "--split=test",
+                    "--num_bootstrap=20")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "overall" in evaluated.stdout
+    again = json.load(open(os.path.join(model_dir, "metrics.json")))["test"]
+    assert again["overall"]["auc"] == pytest.approx(test["overall"]["auc"], abs=1e-9)
+
+
+def test_a_killed_training_run_resumes_from_its_last_finished_epoch(world, tmp_path):
+    model_dir = str(tmp_path / "model")
+    flags = train_flags(world, model_dir, "--epochs=4", "--patience=4", "--batch_size=16")
+    process = subprocess.Popen(binary("train", *flags), cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not glob.glob(os.path.join(model_dir, "backup", "**", "checkpoint"), recursive=True):
+        assert process.poll() is None and time.time() < deadline, "no backup checkpoint before the run ended"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(os.path.join(model_dir, "metrics.json"))
+
+    resumed = run("train", *flags)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    start = int(resumed.stdout.split("resumed from the backup checkpoint at epoch ")[1].split()[0])
+    assert start >= 2
+    assert "Epoch 1/4" not in resumed.stdout
+    state = json.load(open(os.path.join(model_dir, "early_stopping.json")))
+    assert state["epochs_run"] == 4 and state["finished"]
+    assert os.path.exists(os.path.join(model_dir, "metrics.json"))
+
+    rerun = run("train", *flags)
+    assert rerun.returncode == 0 and "already trained" in rerun.stdout and "Epoch" not in rerun.stdout
+
+
+def test_bad_flags_and_inputs_end_with_a_one_line_error(world, tmp_path):
+    data_dir, _ = world
+    no_pairs = run("train", f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'm'}", "--method=sllmr")
+    assert no_pairs.returncode == 2
+    assert no_pairs.stderr.strip().splitlines()[-1].endswith(
+        ": error: method 'sllmr' needs --pairs_dir (LLM pairs from sllmr-score)")
+    untrained = run("eval", f"--model_dir={tmp_path / 'nothing'}", f"--data_dir={data_dir}")
+    assert untrained.returncode == 2
+    assert "error: " in untrained.stderr.strip().splitlines()[-1]
+    assert "no trained backbone" in untrained.stderr.strip().splitlines()[-1]
+
+
+def test_a_model_dir_is_never_reused_for_other_settings(world, tmp_path):
+    data_dir, pairs_dir = world
+    config = TrainConfig(data_dir=data_dir, model_dir=str(tmp_path / "m"), method="base", epochs=1,
+                         num_bootstrap=10)
+    train(config, verbose=0, log=lambda _: None)
+    with pytest.raises(ValueError, match=r"holds a run with other settings \(method, pairs_dir\)"):
+        train(TrainConfig(**{**config.__dict__, "method": "kd", "pairs_dir": pairs_dir}), verbose=0,
+              log=lambda _: None)
+    with pytest.raises(FileNotFoundError, match="not a prepared dataset"):
+        train(TrainConfig(data_dir=str(tmp_path), model_dir=str(tmp_path / "m2")), verbose=0)
+    metrics = train(TrainConfig(**{**config.__dict__, "method": "kd", "pairs_dir": pairs_dir}), overwrite=True,
+                    verbose=0, log=lambda _: None)
+    assert metrics["method"] == "kd" and np.isfinite(metrics["test"]["overall"]["auc"])

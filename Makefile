@@ -11,20 +11,31 @@ LLAMA  := llama-cpp-python==0.3.36
 
 install: $(STAMP)
 
-# llama-cpp-python compiles llama.cpp (about 4 minutes on 2 cores): its wheel is built once
-# into $(WHEELS) and reused by every later install.
+# llama-cpp-python compiles llama.cpp (4-8 minutes on 2 cores): its wheel is built once into
+# $(WHEELS) and reused by every later install. It is built portable (AVX2, no -march=native):
+# a CPU-tuned build used AMX here and crashed on a VM that refuses it. --no-cache-dir because
+# pip's own wheel cache ignores CMAKE_ARGS and would hand back a CPU-tuned build.
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 $(STAMP): setup.py requirements-nodeps.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	mkdir -p $(WHEELS)
 	ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
-		$(BIN)/pip wheel -q --no-deps -w $(WHEELS) $(LLAMA)
+		CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip wheel -q --no-deps --no-cache-dir \
+			--no-binary llama-cpp-python -w $(WHEELS) $(LLAMA)
 	$(BIN)/pip install -q --find-links $(WHEELS) -e '.[test,llm]'
 	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
+# The main job on the bundled MovieLens-100k: prepare -> score with the MiniLM embedding
+# scorer -> train DeepFM with S-LLMR -> evaluate on test (AUC overall / cold-start / long-tail).
 demo: $(STAMP)
 	$(BIN)/sllmr-prepare --flagfile=flags/prepare_movielens100k.flags --data_dir=$(WORK)/ml100k
+	$(BIN)/sllmr-score --flagfile=flags/score_embedding.flags --data_dir=$(WORK)/ml100k \
+		--pairs_dir=$(WORK)/ml100k_pairs
+	$(BIN)/sllmr-train --flagfile=flags/train_protocol.flags --data_dir=$(WORK)/ml100k \
+		--pairs_dir=$(WORK)/ml100k_pairs --backbone=deepfm --method=sllmr --model_dir=$(WORK)/deepfm_sllmr
+	$(BIN)/sllmr-eval --flagfile=flags/eval_test.flags --data_dir=$(WORK)/ml100k --model_dir=$(WORK)/deepfm_sllmr
 
 test: $(STAMP)
 	$(BIN)/pytest tests

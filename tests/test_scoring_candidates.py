@@ -33,17 +33,27 @@ def _lists(config, users=USERS, **kwargs):
     return list(iter_lists(users, NUM_ITEMS, IS_LONGTAIL, config, **kwargs))
 
 
-def test_a_list_mixes_train_positives_with_unseen_items_and_hides_them_from_the_history():
+def test_a_list_mixes_train_positives_with_unseen_items_and_keeps_one_for_the_history():
     config = CandidateConfig(list_size=12, positives_per_list=4, history_length=5)
     for cl in _lists(config)[:200]:
         user = USERS[cl.user_index - 1]
         train = set(user["train_items"])
         assert len(cl.candidates) == 12 and len(set(cl.candidates)) == 12
-        assert sum(c in train for c in cl.candidates) == min(4, len(train))
+        assert sum(c in train for c in cl.candidates) == min(4, len(train) - 1)
         assert not set(cl.history) & set(cl.candidates)
-        assert len(cl.history) <= 5
+        assert 1 <= len(cl.history) <= 5
         recent_first = [i for i in reversed(user["train_items"]) if i not in cl.candidates]
         assert list(cl.history) == recent_first[:5]
+
+
+def test_cold_start_users_with_one_or_two_positives_still_get_lists_with_a_history():
+    for train_items in ([7], [7, 9]):
+        user = {"index": 1, "train_items": train_items, "is_cold": True}
+        lists = user_lists(user, NUM_ITEMS, np.flatnonzero(IS_LONGTAIL), CandidateConfig())
+        assert len(lists) >= 3  # cold_user_factor 3
+        for cl in lists:
+            assert cl.history == (train_items[-1],) if len(train_items) == 1 else len(cl.history) == 1
+            assert len(cl.candidates) == CandidateConfig().list_size
 
 
 def test_lists_are_seeded_and_do_not_depend_on_sharding():

@@ -117,9 +117,10 @@ def test_letters_inside_an_echoed_injected_title_are_not_read_as_a_ranking():
     assert not parse_ranking(INJECTED, titles).ok
 
 
-def test_label_and_title_disagreeing_trusts_the_label():
-    parsed = parse_ranking('C. "Toy Story (1995)" > A. "Fargo (1996)" > B', TITLES)
-    assert parsed.order == (2, 0, 1)
+def test_label_and_title_disagreeing_trusts_the_title():
+    # a model re-listing candidates in its own order, relabelled A, B, C as enumerators
+    parsed = parse_ranking('A. "Heat (1995)"\nB. "Fargo (1996)"\nC. "Toy Story (1995)"', TITLES)
+    assert parsed.order == (5, 1, 0)
 
 
 def test_numbers_are_read_only_when_no_letter_or_title_appears():

@@ -7,7 +7,8 @@ Starts SmolLM2-135M-Instruct under llama-cpp-python's server on 127.0.0.1 (or
 uses --base_url/--model for any OpenAI-compatible server) and runs the real
 scoring job (`scoring.pipeline.score`) on the first --max_lists lists, once per
 (mode, concurrency), each time with a fresh response cache so every prompt is
-asked. Prints a Markdown table.
+asked. Prints a Markdown table, a row as soon as it is measured (lists/s counts
+every list asked, scored or skipped).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "A prepared dataset (sllmr-prepare).", required=True)
 flags.DEFINE_list("concurrency", ["1", "4"], "Requests in flight to time.")
 flags.DEFINE_list("modes", ["logprobs", "rank"], "openai scorer modes to time.")
-flags.DEFINE_integer("max_lists", 10, "Lists scored per run.")
+flags.DEFINE_integer("max_lists", 6, "Lists scored per run.")
 flags.DEFINE_integer("num_orders", 3, "Orders per list.")
 flags.DEFINE_integer("n_threads", 1, "llama.cpp threads of the local server.")
 flags.DEFINE_string("base_url", None, "Use this OpenAI-compatible server instead of starting one.")
@@ -47,33 +48,31 @@ def run_once(base_url: str, model: str, mode: str, concurrency: int, work: str) 
     return summary, time.perf_counter() - started
 
 
-def table(base_url: str, model: str) -> list[tuple]:
+def table(base_url: str, model: str) -> None:
+    """Times every (mode, concurrency) and prints each row as soon as it is measured."""
+    print(f"\n{model}: {FLAGS.max_lists} lists x {FLAGS.num_orders} orders, list size {CandidateConfig().list_size}")
+    print("| mode | concurrency | seconds | lists scored | requests | parsed | pairs | lists/s | pairs/s | s/request |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     work = tempfile.mkdtemp(prefix="sllmr-bench-llama-")
-    rows = []
     try:
         for mode in FLAGS.modes:
             for concurrency in (int(c) for c in FLAGS.concurrency):
                 summary, seconds = run_once(base_url, model, mode, concurrency, work)
-                answers = summary["answers"]
-                rows.append((mode, concurrency, seconds, summary["lists"]["scored"], answers["answers_asked"],
-                             answers["answers_parsed"], summary["pairs"]["written"]))
+                requests = summary["answers"]["answers_asked"]
+                pairs = summary["pairs"]["written"]
+                print(f"| {mode} | {concurrency} | {seconds:.1f} | {summary['lists']['scored']} | {requests} "
+                      f"| {summary['answers']['answers_parsed']} | {pairs} | {FLAGS.max_lists / seconds:.3f} "
+                      f"| {pairs / seconds:.2f} | {seconds / max(requests, 1):.2f} |", flush=True)
     finally:
         shutil.rmtree(work)
-    return rows
 
 
 def main(argv: Sequence[str]) -> None:
     if FLAGS.base_url:
-        rows, model = table(FLAGS.base_url, FLAGS.model), FLAGS.model
+        table(FLAGS.base_url, FLAGS.model)
     else:
         with LlamaServer(n_threads=FLAGS.n_threads) as server:
-            rows, model = table(server.base_url, server.model), server.model
-    print(f"\n{model}: {FLAGS.max_lists} lists x {FLAGS.num_orders} orders, list size {CandidateConfig().list_size}")
-    print("| mode | concurrency | seconds | lists | requests | parsed | pairs | lists/s | pairs/s | s/request |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for mode, concurrency, seconds, lists, requests, parsed, pairs in rows:
-        print(f"| {mode} | {concurrency} | {seconds:.1f} | {lists} | {requests} | {parsed} | {pairs} "
-              f"| {lists / seconds:.3f} | {pairs / seconds:.2f} | {seconds / max(requests, 1):.2f} |")
+            table(server.base_url, server.model)
 
 
 if __name__ == "__main__":

@@ -3,15 +3,16 @@
 `item_id` and `hist_item_ids` read the same item table (and `item_category` and
 `hist_item_categories` the same category table), so what the model learns about
 an item as a target also applies to it in a history. Index 0 is padding and
-out-of-vocabulary. The item history defines the real positions of every
-history sequence (`history_mask`): a position without an item is padding in all
-of them, whatever the other sequences hold there.
+out-of-vocabulary. The item history defines the real positions of every history
+sequence (`history_mask`): a position without an item is padding in all of
+them, whatever the other sequences hold there, and padding reads as zeros.
 """
 from __future__ import annotations
 
 from typing import Mapping
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
+import numpy as np
+
 import tensorflow as tf
 
 from sllmr_tf import features
@@ -19,19 +20,24 @@ from sllmr_tf import features
 
 @tf.keras.utils.register_keras_serializable(package="sllmr")
 class FeatureEmbedding(tf.keras.layers.Layer):
-    """Maps {feature: ids} to {feature: vectors}, one table per vocabulary.
+    """Looks up every model feature at once: {feature: ids} -> [B, R, dim].
 
-    Scalar ids (B,) give (B, dim). Sequences (B, L) give (B, L, dim) or, with
-    `pool_sequences`, the mean over their real (non-zero) ids, (B, dim). The
-    pooled form is one sparse-dense matmul: its gradient reaches the table as one
-    dense (vocab, dim) matrix instead of B * L rows the optimizer would have to
-    deduplicate, which is most of the cost of a small CTR model's training step.
+    Each feature gives R_f rows per example, in spec order: scalar ids one row;
+    a sequence one row per position, or with `pool_sequences` one row holding the
+    mean over its real positions (so R is the number of fields and the output is
+    the field tensor). `split` turns the rows back into {feature: vectors}.
 
-    Tables are float32 whatever the dtype policy; outputs are in the compute dtype.
+    The whole lookup is one sparse-dense matmul of a (B * R, total vocab) weight
+    matrix with the tables laid end to end. Its gradient reaches the tables as
+    one dense matrix, where per-feature gathers would hand the optimizer
+    B * (4 + 2L) rows to deduplicate: on CPU that deduplication, not the model,
+    was most of a small CTR model's training step.
+
+    Tables are float32 whatever the dtype policy; the output is in the compute dtype.
     """
 
     def __init__(self, vocab_sizes: Mapping[str, int], dim: int, pool_sequences: bool = False,
-                 l2: float = 0.0, initializer_stddev: float = 0.01, **kwargs):
+                 l2: float = 0.0, initializer_stddev: float = 1e-4, **kwargs):
         super().__init__(**kwargs)
         self.vocab_sizes = {k: int(v) for k, v in vocab_sizes.items()}
         self.dim = int(dim)
@@ -39,10 +45,21 @@ class FeatureEmbedding(tf.keras.layers.Layer):
         self.l2 = float(l2)
         self.initializer_stddev = float(initializer_stddev)
         self._features = tuple(f for f in features.model_features() if f.vocabulary)
+        self._vocabularies = tuple(sorted({f.vocabulary for f in self._features}))
         self.tables: dict[str, tf.Variable] = {}
+        # Rows each feature fills per example, and for each id an example carries
+        # (feature by feature, position by position) the row it is added into.
+        self.rows_per_feature = tuple(
+            f.shape[0] if f.shape and not self.pool_sequences else 1 for f in self._features)
+        row_of_id = []
+        for f, first_row in zip(self._features, np.cumsum((0,) + self.rows_per_feature)):
+            length = f.shape[0] if f.shape else 1
+            row_of_id.append(first_row + (np.zeros(length) if self.pool_sequences else np.arange(length)))
+        self._row_of_id = np.concatenate(row_of_id).astype(np.int64)
+        self._rows = int(sum(self.rows_per_feature))
 
     def build(self, input_shape):
-        for vocabulary in sorted({f.vocabulary for f in self._features}):
+        for vocabulary in self._vocabularies:
             self.tables[vocabulary] = self.add_weight(
                 name=f"{vocabulary}_table",
                 shape=(self.vocab_sizes[vocabulary], self.dim),
@@ -53,33 +70,40 @@ class FeatureEmbedding(tf.keras.layers.Layer):
             )
         super().build(input_shape)
 
-    def call(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        out = {}
-        real = history_mask(inputs) > 0 if self.pool_sequences else None
+    def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        offsets = dict(zip(self._vocabularies,
+                           np.cumsum([0] + [self.vocab_sizes[v] for v in self._vocabularies])))
+        real = history_mask(inputs)
+        mean_weights = real / tf.maximum(tf.reduce_sum(real, axis=1, keepdims=True), 1.0)
+        columns, weights = [], []
         for f in self._features:
-            table, ids = self.tables[f.vocabulary], inputs[f.name]
-            if f.shape and self.pool_sequences:
-                vectors = tf.sparse.sparse_dense_matmul(_mean_weights(ids, real, table.shape[0]), table)
+            ids = inputs[f.name]
+            columns.append(tf.reshape(ids, (-1, f.shape[0] if f.shape else 1)) + offsets[f.vocabulary])
+            if not f.shape:
+                weights.append(tf.ones_like(columns[-1], tf.float32))
             else:
-                vectors = tf.gather(table, ids)
-            out[f.name] = tf.cast(vectors, self.compute_dtype)
-        return out
+                weights.append(mean_weights if self.pool_sequences else real)
+        columns, weights = tf.concat(columns, axis=1), tf.concat(weights, axis=1)  # [B, ids per example]
+        batch = tf.shape(columns, out_type=tf.int64)[0]
+        rows = tf.range(batch)[:, None] * self._rows + self._row_of_id
+        lookup = tf.sparse.SparseTensor(
+            tf.reshape(tf.stack([rows, columns], axis=-1), (-1, 2)), tf.reshape(weights, (-1,)),
+            tf.stack([batch * self._rows, int(offsets[self._vocabularies[-1]]
+                                              + self.vocab_sizes[self._vocabularies[-1]])]))
+        table = tf.concat([self.tables[v] for v in self._vocabularies], axis=0)
+        vectors = tf.sparse.sparse_dense_matmul(lookup, table)
+        return tf.cast(tf.reshape(vectors, (-1, self._rows, self.dim)), self.compute_dtype)
+
+    def split(self, rows: tf.Tensor) -> dict[str, tf.Tensor]:
+        """{feature: [B, dim] or, for unpooled sequences, [B, L, dim]} from `call`'s rows."""
+        parts = tf.split(rows, self.rows_per_feature, axis=1)
+        return {f.name: part if f.shape and not self.pool_sequences else part[:, 0, :]
+                for f, part in zip(self._features, parts)}
 
     def get_config(self) -> dict:
         return {**super().get_config(), "vocab_sizes": self.vocab_sizes, "dim": self.dim,
                 "pool_sequences": self.pool_sequences, "l2": self.l2,
                 "initializer_stddev": self.initializer_stddev}
-
-
-def _mean_weights(ids: tf.Tensor, real: tf.Tensor, vocab_size: int) -> tf.SparseTensor:
-    """(B, vocab) sparse matrix whose row b averages the ids of sequence b at its real positions."""
-    positions = tf.where(real)
-    counts = tf.reduce_sum(tf.cast(real, tf.float32), axis=1)
-    weights = tf.gather(1.0 / tf.maximum(counts, 1.0), positions[:, 0])
-    columns = tf.gather_nd(ids, positions)
-    batch = tf.shape(ids, out_type=tf.int64)[0]
-    return tf.sparse.SparseTensor(tf.stack([positions[:, 0], columns], axis=1), weights,
-                                  tf.stack([batch, vocab_size]))
 
 
 def history_mask(inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:

@@ -1,7 +1,6 @@
 """Keras inputs of every backbone, derived from the one feature spec."""
 from __future__ import annotations
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf import features

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf import features

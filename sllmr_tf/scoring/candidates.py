@@ -55,7 +55,7 @@ class CandidateList:
     list_index: int  # the list's number among the user's lists
     source: int  # features.SOURCE_REGULAR | features.SOURCE_AUGMENTED
     candidates: tuple[int, ...]  # item indices in the list's own (random) order
-    history: tuple[int, ...]  # train items not among the candidates, most recent first
+    history: tuple[int, ...]  # train items not among the candidates (never empty), most recent first
 
 
 def user_lists(user: dict, num_items: int, longtail_items: np.ndarray,
@@ -99,7 +99,9 @@ def iter_lists(users: Sequence[dict], num_items: int, is_longtail: np.ndarray, c
 
 def _one_list(rng: np.random.Generator, user: dict, list_index: int, source: int, train: list[int],
               pool: np.ndarray, unseen: np.ndarray, config: CandidateConfig) -> CandidateList:
-    num_pos = min(config.positives_per_list, len(train))
+    # At least one train positive stays out of the list as history: without one the scorer
+    # has nothing to personalise on, and cold-start users (1-2 positives) would get no pairs.
+    num_pos = min(config.positives_per_list, len(train) - 1)
     positives = rng.choice(np.asarray(train), size=num_pos, replace=False)
     num_neg = min(config.list_size - num_pos, unseen.size)
     negatives = rng.choice(pool, size=min(num_neg, pool.size), replace=False)

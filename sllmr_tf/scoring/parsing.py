@@ -152,14 +152,16 @@ def _number_mentions(text: str, k: int) -> list[_Mention]:
 
 
 def _merge_label_titles(text: str, mentions: list[_Mention]) -> list[_Mention]:
-    """"C. <title>" or "<title> (C)" is one mention of C: the label wins when they disagree."""
+    """"C. <title>" or "<title> (C)" is one mention. When label and title disagree the
+    title wins: models that re-list candidates in their own order tend to relabel
+    them A, B, C, ... as enumerators, while a copied title names the item."""
     out: list[_Mention] = []
     for mention in mentions:
         if out and {out[-1].kind, mention.kind} == {"label", "title"}:
             gap = text[out[-1].end:mention.start]
             if not _ITEM_BREAK.search(gap) and _is_separator(gap):
-                label = out[-1] if out[-1].kind == "label" else mention
-                out[-1] = _Mention(label.position, out[-1].start, mention.end, "label")
+                title = out[-1] if out[-1].kind == "title" else mention
+                out[-1] = _Mention(title.position, out[-1].start, mention.end, "label")
                 continue
         out.append(mention)
     return out

@@ -5,7 +5,6 @@ has the same deep tower; the logit reads both.
 """
 from __future__ import annotations
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf.models.backbones import fields as F

@@ -6,7 +6,6 @@ cross; DCN-V2 uses TFRS's `Cross` (full matrix, or low rank with a projection).
 """
 from __future__ import annotations
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 

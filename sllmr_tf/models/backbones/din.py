@@ -7,7 +7,6 @@ remaining scalar fields and the pooled interest feed the MLP.
 """
 from __future__ import annotations
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf import features
@@ -25,7 +24,8 @@ def _query_key_pairs() -> list[tuple[str, str]]:
 
 @register("din")
 def build(inputs, vocab_sizes, config):
-    embedded = F.embed(inputs, vocab_sizes, config)
+    layer = F.embedding(vocab_sizes, config)
+    embedded = layer.split(layer(dict(inputs)))
     pairs = _query_key_pairs()
     query = tf.concat([embedded[q] for q, _ in pairs], axis=-1)
     keys = tf.concat([embedded[k] for _, k in pairs], axis=-1)

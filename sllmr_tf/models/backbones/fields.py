@@ -7,22 +7,18 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
-from sllmr_tf import features
 from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.models.embedding import FeatureEmbedding
 from sllmr_tf.models.layers import MLP
 
 
-def embed(inputs: Mapping[str, tf.Tensor], vocab_sizes: Mapping[str, int],
-          config: BackboneConfig, dim: int | None = None,
-          pool_sequences: bool = False) -> dict[str, tf.Tensor]:
-    """{feature: vectors} from one shared `FeatureEmbedding` (dim defaults to the config's)."""
-    layer = FeatureEmbedding(vocab_sizes, dim or config.embedding_dim, pool_sequences=pool_sequences,
-                             l2=config.l2, name="embedding")
-    return layer(dict(inputs))
+def embedding(vocab_sizes: Mapping[str, int], config: BackboneConfig, dim: int | None = None,
+              pool_sequences: bool = False) -> FeatureEmbedding:
+    """The model's one shared `FeatureEmbedding` (dim defaults to the config's)."""
+    return FeatureEmbedding(vocab_sizes, dim or config.embedding_dim, pool_sequences=pool_sequences,
+                            l2=config.l2, name="embedding")
 
 
 def field_embeddings(inputs: Mapping[str, tf.Tensor], vocab_sizes: Mapping[str, int],
@@ -34,8 +30,7 @@ def field_embeddings(inputs: Mapping[str, tf.Tensor], vocab_sizes: Mapping[str, 
     and every id still has its own independent weight.
     """
     dim = config.embedding_dim
-    embedded = embed(inputs, vocab_sizes, config, dim=dim + int(linear), pool_sequences=True)
-    field_tensor = tf.stack([embedded[f.name] for f in features.model_features()], axis=1)
+    field_tensor = embedding(vocab_sizes, config, dim=dim + int(linear), pool_sequences=True)(dict(inputs))
     if not linear:
         return field_tensor, None
     vectors, weights = tf.split(field_tensor, [dim, 1], axis=-1)

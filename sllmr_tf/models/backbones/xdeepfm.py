@@ -1,7 +1,6 @@
 """xDeepFM (Lian et al. 2018): linear + Compressed Interaction Network + MLP."""
 from __future__ import annotations
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf.models.backbones import fields as F

@@ -43,8 +43,17 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" -x tests
 
+# Every benchmark table (BUILD_NOTES.md records the figures). Reuses the demo's data.
 bench: $(STAMP)
-	$(BIN)/python -m sllmr_tf.bench.input --data_dir=$(WORK)/ml100k
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m sllmr_tf.bench.input
+	$(BIN)/sllmr-prepare --flagfile=flags/prepare_movielens100k.flags --data_dir=$(WORK)/ml100k
+	$(BIN)/sllmr-score --flagfile=flags/score_embedding.flags --data_dir=$(WORK)/ml100k \
+		--pairs_dir=$(WORK)/ml100k_pairs
+	$(BIN)/python -m sllmr_tf.bench.score_embedding --data_dir=$(WORK)/ml100k
+	$(BIN)/python -m sllmr_tf.bench.score_llama --data_dir=$(WORK)/ml100k
+	$(BIN)/python -m sllmr_tf.bench.train_throughput --data_dir=$(WORK)/ml100k --pairs_dir=$(WORK)/ml100k_pairs
+	$(BIN)/python -m sllmr_tf.bench.backbones_vs_deepctr --data_dir=$(WORK)/ml100k
 
 clean:
 	rm -rf $(VENV) $(WORK) *.egg-info

@@ -31,6 +31,8 @@ setup(
     extras_require={
         "test": ["pytest==9.2.0"],
         "llm": ["llama-cpp-python[server]==0.3.36"],
+        # the yardstick of sllmr_tf/bench/backbones_vs_deepctr.py; never imported by the package
+        "bench": ["deepctr==0.9.4"],
     },
     entry_points={
         "console_scripts": [

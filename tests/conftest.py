@@ -17,6 +17,20 @@ def prepare_dataset(data_dir: str, **overrides) -> dict:
 
 
 @pytest.fixture(scope="session")
+def world(tmp_path_factory) -> tuple[str, str]:
+    """A small synthetic world (400 users, 200 items) and the simulated LLM's pairs on it."""
+    from sllmr_tf.scoring import pipeline
+    from sllmr_tf.scoring.backends import make_backend
+
+    root = tmp_path_factory.mktemp("world")
+    data_dir, pairs_dir = str(root / "data"), str(root / "pairs")
+    prepare_dataset(data_dir, dataset="synthetic", num_shards=2,
+                    source_options=(("synthetic_users", 400), ("synthetic_items", 200)))
+    pipeline.score(data_dir, make_backend("simulated", data_dir), pairs_dir, log=lambda _: None)
+    return data_dir, pairs_dir
+
+
+@pytest.fixture(scope="session")
 def movielens_dir(tmp_path_factory) -> str:
     """Bundled MovieLens-100k, leave-last-out, one sampled negative per positive."""
     path = str(tmp_path_factory.mktemp("data") / "ml100k")

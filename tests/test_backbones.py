@@ -49,6 +49,19 @@ def synthetic_examples(n: int, seed: int) -> tuple[dict[str, np.ndarray], np.nda
     return {k: v.astype(np.int64) for k, v in x.items()}, labels
 
 
+def fit_and_score(model: tf.keras.Model) -> tuple[np.ndarray, tf.keras.metrics.AUC]:
+    """Train on 3,000 synthetic examples; held-out logits and their AUC."""
+    x_train, y_train = synthetic_examples(3000, seed=1)
+    x_test, y_test = synthetic_examples(1000, seed=2)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
+                  loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x_train, y_train, batch_size=128, epochs=4, verbose=0)
+    logits = model.predict(x_test, batch_size=500, verbose=0)
+    auc = tf.keras.metrics.AUC(from_logits=True)
+    auc.update_state(y_test, logits)
+    return logits, auc
+
+
 def test_registry_holds_the_protocol_backbones_and_references():
     assert set(ALL) == {"deepfm", "din", "autoint", "dcn", "dcnv2", "xdeepfm", "dnn", "wide_deep"}
 
@@ -58,16 +71,8 @@ def test_backbone_learns_a_signal_and_beats_chance_on_held_out_examples(name):
     tf.keras.utils.set_random_seed(0)
     model = build_backbone(name, VOCAB_SIZES, TINY)
     assert sorted(model.input_names) == sorted(f.name for f in features.model_features())
-    x_train, y_train = synthetic_examples(3000, seed=1)
-    x_test, y_test = synthetic_examples(1000, seed=2)
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
-                  loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
-    model.fit(x_train, y_train, batch_size=128, epochs=4, verbose=0)
-
-    logits = model.predict(x_test, batch_size=500, verbose=0)
+    logits, auc = fit_and_score(model)
     assert logits.shape == (1000, 1)
-    auc = tf.keras.metrics.AUC(from_logits=True)
-    auc.update_state(y_test, logits)
     print(f"{name}: held-out AUC {auc.result().numpy():.3f}")
     assert auc.result().numpy() > 0.8
 
@@ -156,15 +161,8 @@ def test_mixed_bfloat16_backbone_keeps_float32_tables_and_logit_and_learns(name)
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # building leaks no policy
     assert all(v.dtype == tf.float32 for v in model.weights)
     assert model.get_layer("mlp").compute_dtype == "bfloat16"
-    x_train, y_train = synthetic_examples(3000, seed=1)
-    x_test, y_test = synthetic_examples(1000, seed=2)
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
-                  loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
-    model.fit(x_train, y_train, batch_size=128, epochs=4, verbose=0)
-    logits = model.predict(x_test, batch_size=500, verbose=0)
+    logits, auc = fit_and_score(model)
     assert logits.dtype == np.float32
-    auc = tf.keras.metrics.AUC(from_logits=True)
-    auc.update_state(y_test, logits)
     assert auc.result().numpy() > 0.8
 
 

@@ -12,28 +12,15 @@ import time
 import numpy as np
 import pytest
 
-from conftest import prepare_dataset
 import sllmr_tf  # noqa: F401  (Keras 2 switch before TensorFlow loads)
 import tensorflow as tf
 
-from sllmr_tf.scoring import pipeline
-from sllmr_tf.scoring.backends import make_backend
 from sllmr_tf.training import artifacts
 from sllmr_tf.training.prediction import predict_split
 from sllmr_tf.training.trainer import TrainConfig, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> tuple[str, str]:
-    root = tmp_path_factory.mktemp("bins")
-    data_dir, pairs_dir = str(root / "data"), str(root / "pairs")
-    prepare_dataset(data_dir, dataset="synthetic", num_shards=2,
-                    source_options=(("synthetic_users", 400), ("synthetic_items", 200)))
-    pipeline.score(data_dir, make_backend("simulated", data_dir), pairs_dir, log=lambda _: None)
-    return data_dir, pairs_dir
 
 
 def binary(name: str, *flags: str) -> list[str]:

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from conftest import prepare_dataset
 import sllmr_tf  # noqa: F401  (Keras 2 switch before TensorFlow loads)
 import tensorflow as tf
 
@@ -15,8 +14,7 @@ from sllmr_tf import features
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.models.registry import build_backbone
-from sllmr_tf.scoring import pairs_io, pipeline
-from sllmr_tf.scoring.backends import make_backend
+from sllmr_tf.scoring import pairs_io
 from sllmr_tf.training import methods
 from sllmr_tf.training.inputs import training_batches
 from sllmr_tf.training.join import PAIRS_KEY
@@ -25,17 +23,6 @@ from sllmr_tf.training.pairs_table import PairsTable, build_pairs_table, load_pa
 
 BATCH = 64
 STEPS = 8
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> tuple[str, str]:
-    """A small synthetic world and the simulated LLM's pairs on it."""
-    root = tmp_path_factory.mktemp("training")
-    data_dir, pairs_dir = str(root / "data"), str(root / "pairs")
-    prepare_dataset(data_dir, dataset="synthetic", num_shards=2,
-                    source_options=(("synthetic_users", 400), ("synthetic_items", 200)))
-    pipeline.score(data_dir, make_backend("simulated", data_dir), pairs_dir, log=lambda _: None)
-    return data_dir, pairs_dir
 
 
 @pytest.fixture(scope="module")

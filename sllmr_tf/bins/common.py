@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Callable, Sequence
 
-from absl import app
+from absl import app, flags, logging
 
 # Errors that mean "bad input or flags": reported as one line, exit status 2.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError)
@@ -16,6 +16,9 @@ def run(main: Callable[[Sequence[str]], None]) -> None:
     def guarded(argv: Sequence[str]) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        if not flags.FLAGS["verbosity"].present:
+            # TensorFlow logs every checkpoint shard at INFO; progress is printed by the binaries.
+            logging.set_verbosity(logging.WARNING)
         try:
             main(argv)
         except USER_ERRORS as e:

@@ -12,9 +12,16 @@ def _pairs(scores, **kwargs):
                                                                **kwargs)[1]}
 
 
-def test_one_answer_gives_every_ordered_pair_with_full_confidence():
+def test_one_answer_gives_every_ordered_pair_with_confidence_from_its_score_margin():
     pairs = _pairs([[3, 1, 2, 0]])
-    assert pairs == {(0, 2): 1.0, (0, 1): 1.0, (0, 3): 1.0, (2, 1): 1.0, (2, 3): 1.0, (1, 3): 1.0}
+    assert set(pairs) == {(0, 2), (0, 1), (0, 3), (2, 1), (2, 3), (1, 3)}
+    assert pairs[(0, 3)] == 1.0  # best against worst
+    assert pairs[(0, 2)] == pairs[(2, 1)] == pairs[(1, 3)] == pytest.approx(0.5 + 0.5 / 3)  # neighbours
+    assert pairs[(0, 1)] == pairs[(2, 3)] == pytest.approx(0.5 + 0.5 * 2 / 3)
+
+
+def test_one_answer_confidence_is_scale_free():
+    assert _pairs([[0.30, 0.10, 0.20]]) == pytest.approx(_pairs([[30.0, 10.0, 20.0]]))
 
 
 def test_agreement_across_orderings_is_the_pair_confidence():
@@ -32,7 +39,7 @@ def test_borda_points_sum_wins_over_answers_with_ties_counting_half():
 
 
 def test_missing_candidates_tie_last_and_form_no_pair_among_themselves():
-    pairs = _pairs([[2, 1, 0, 0]])  # candidates 2 and 3 missing (tied at the bottom)
+    pairs = _pairs([[2, 1, 0, 0], [2, 1, 0, 0]])  # candidates 2 and 3 missing (tied at the bottom)
     assert (2, 3) not in pairs and (3, 2) not in pairs
     assert pairs[(0, 2)] == pairs[(1, 3)] == 1.0
 

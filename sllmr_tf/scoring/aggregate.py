@@ -8,6 +8,12 @@ agree (a tie counts half), so a pair the orderings contradict scores near
 0.5 and one every ordering agrees on scores 1. Pairs whose confidence is not
 above 0.5 (Borda ties, or a Borda order the pairwise votes contradict) carry
 no preference and are dropped.
+
+A single answer (a deterministic backend, or `--num_orders=1`) has no
+agreement to measure, so its confidence comes from the score margin instead:
+0.5 + 0.5 (s_a - s_b) / (max s - min s), 1 for the list's best against its
+worst and near 0.5 for neighbours. Without this every pair of such a backend
+had confidence 1 and the gate's confidence signal carried nothing.
 """
 from __future__ import annotations
 
@@ -25,8 +31,15 @@ class Pair:
 
 
 def pairwise_wins(scores: Sequence[np.ndarray]) -> np.ndarray:
-    """wins[i, j] = share of answers ranking candidate i above j (ties count half)."""
+    """wins[i, j] = share of answers ranking candidate i above j (ties count half);
+    for a single answer, the margin-scaled preference of i over j in [0, 1]."""
     stacked = np.stack([np.asarray(s, np.float64) for s in scores])  # answers x k
+    if len(stacked) == 1:
+        spread = stacked[0].max() - stacked[0].min()
+        margin = stacked[0][:, None] - stacked[0][None, :]
+        wins = 0.5 + 0.5 * (margin / spread if spread > 0 else np.zeros_like(margin))
+        np.fill_diagonal(wins, 0.0)
+        return wins
     above = (stacked[:, :, None] > stacked[:, None, :]).mean(0)
     tied = (stacked[:, :, None] == stacked[:, None, :]).mean(0)
     wins = above + 0.5 * tied

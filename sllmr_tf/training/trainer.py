@@ -108,6 +108,9 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
 
     first_batch = next(iter(train_batches))
     model.loss_terms(*first_batch, training=False)  # builds backbone and gate before any restore
+    # Every variable exists now; marked built, BackupAndRestore also builds the optimizer before
+    # restoring, so Adam's slots come back with the weights on resume.
+    model.built = True
 
     stopping = callbacks_lib.EarlyStoppingOnAuc(config.model_dir, config.patience, log=log)
     stopping.on_train_begin()

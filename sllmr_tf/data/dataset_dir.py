@@ -58,15 +58,27 @@ class DatasetDir:
         with open(os.path.join(self.path, "vocab", f"{name}.txt"), encoding="utf-8") as f:
             return [""] + [line.rstrip("\n") for line in f]
 
+    @functools.cache
     def items(self) -> list[dict]:
         """Item rows in index order (row k-1 is item index k): index, id, title, category,
-        brand, category_index, brand_index, text, popularity, is_longtail."""
+        brand, category_index, brand_index, text, popularity, is_longtail. Read once."""
         return list(_read_jsonl(os.path.join(self.path, ITEMS_FILE)))
 
+    @functools.cache
     def users(self) -> list[dict]:
         """User rows in index order: index, id, train_items (item indices, chronological),
-        is_cold."""
+        is_cold. Read once."""
         return list(_read_jsonl(os.path.join(self.path, USERS_FILE)))
+
+    def user_lookup(self) -> dict[str, np.ndarray]:
+        """Dense per-user-index arrays of the gate's user signals (row 0 = padding):
+        hist_len (train positives) and is_cold_user."""
+        rows = self.users()
+        out = {name: np.zeros(len(rows) + 1, np.int64) for name in ("hist_len", "is_cold_user")}
+        for row in rows:
+            out["hist_len"][row["index"]] = len(row["train_items"])
+            out["is_cold_user"][row["index"]] = int(row["is_cold"])
+        return out
 
     def item_lookup(self) -> dict[str, np.ndarray]:
         """Dense per-item-index arrays of the item-side features (row 0 = padding)."""

@@ -104,8 +104,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     items = dataset.items()
     users = dataset.users()
     rows = [{}] + items  # rows[k] is item index k
-    is_longtail = np.zeros(len(rows), bool)
-    is_longtail[[r["index"] for r in items if r["is_longtail"]]] = True
+    is_longtail = dataset.item_lookup()["is_longtail_item"].astype(bool)
     train_sets = {int(u["index"]): set(u["train_items"]) for u in users}
     cold_users = {int(u["index"]) for u in users if u["is_cold"]}
 

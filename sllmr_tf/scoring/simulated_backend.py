@@ -108,7 +108,7 @@ class SimulatedBackend:
         self.profile = ReliabilityProfile.from_options(accuracy, position_bias, sparse_max_history,
                                                        heavy_min_history)
         self.seed = seed
-        self._history_length = np.array([0] + [len(u["train_items"]) for u in dataset.users()])
+        self._history_length = dataset.user_lookup()["hist_len"]
         self._is_longtail = dataset.item_lookup()["is_longtail_item"].astype(bool)
 
     def decoding_params(self) -> dict:

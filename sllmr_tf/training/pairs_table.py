@@ -63,14 +63,10 @@ def build_pairs_table(raw: Mapping[str, np.ndarray], data: DatasetDir, keep_augm
     order = np.argsort(raw["user_id"][keep], kind="stable")
     columns = {name: np.asarray(values)[keep][order] for name, values in raw.items()}
 
-    hist_len = np.zeros(num_users + 1, np.int64)
-    is_cold = np.zeros(num_users + 1, np.int64)
-    for row in users:
-        hist_len[row["index"]] = len(row["train_items"])
-        is_cold[row["index"]] = int(row["is_cold"])
+    user_signals = data.user_lookup()
     user = columns["user_id"]
-    columns["user_hist_len"] = hist_len[user]
-    columns["is_cold_user"] = is_cold[user]
+    columns["user_hist_len"] = user_signals["hist_len"][user]
+    columns["is_cold_user"] = user_signals["is_cold_user"][user]
     columns["teacher_a"], columns["teacher_b"] = teacher_probabilities(
         user, columns["item_a"], columns["item_b"], columns["confidence"], num_items)
 

@@ -7,10 +7,12 @@ knows, for every pair, the true probability that the LLM's order is right
 
 Two views of the same gate: over the pairs as training joins them (each pair
 as often as its user has train examples: where alpha acts on the loss), and
-over every pair once. The second is bounded by what the gate's signals know
-about a cold-start user's pair: on this world the best function of them
-(conditional means in fine bins of all six signals, fitted on the truth itself)
-reaches a Spearman correlation of about 0.43.
+over every pair once. Most pairs counted once belong to cold-start users
+(targeted augmentation), whose pairs differ in truth mostly by how far apart
+the two items really are, which the gate's signals hardly tell. The test
+measures that bound: the best any function of the gate's signals can do
+(the truth's mean within fine bins of all of them, fitted on the truth
+itself, so an optimistic ceiling), and asks the gate to reach most of it.
 """
 from __future__ import annotations
 
@@ -34,21 +36,24 @@ from sllmr_tf.training.trainer import TrainConfig, train
 
 SEED = 0
 MIN_SPEARMAN_AS_TRAINED = 0.5
-MIN_SPEARMAN_EVERY_PAIR = 0.3
+MIN_SHARE_OF_CEILING = 0.8
+SIGNAL_BINS = 5
 
 
 class KeepModel(tf.keras.callbacks.Callback):
     """Holds on to the trained model (after early stopping has restored the best epoch)."""
 
 
-def alpha_of_every_pair(model, data_dir: str, table: PairsTable, chunk: int = 4096) -> np.ndarray:
-    """alpha of each pair of `table`, scored with the user-side features of one train row of its user."""
+def alpha_of_every_pair(model, data_dir: str, table: PairsTable,
+                        chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, the gate's input signals) of each pair of `table`, scored with the
+    user-side features of one train row of its user."""
     user_side = [f.name for f in features.model_features() if not f.item_side]
     rows: dict[int, dict] = {}
     for x, _ in interaction_batches(data_dir, "train", 4096):
         for i, user in enumerate(x["user_id"].numpy()):
             rows.setdefault(int(user), {name: x[name][i].numpy() for name in user_side})
-    alphas = []
+    alphas, signals = [], []
     for start in range(0, len(table), chunk):
         take = slice(start, min(start + chunk, len(table)))
         users = table.columns["user_id"][take]
@@ -58,8 +63,21 @@ def alpha_of_every_pair(model, data_dir: str, table: PairsTable, chunk: int = 40
         pairs.update({side: {n: tf.constant(v[take]) for n, v in cols.items()} for side, cols in table.sides.items()})
         pairs["row"] = tf.range(len(users), dtype=tf.int64)
         x[PAIRS_KEY] = pairs
-        alphas.append(model.loss_terms(x, tf.zeros(len(users)), training=False).pair_weight.numpy())
-    return np.concatenate(alphas)
+        terms = model.loss_terms(x, tf.zeros(len(users)), training=False)
+        alphas.append(terms.pair_weight.numpy())
+        signals.append(terms.gate_inputs.numpy())
+    return np.concatenate(alphas), np.concatenate(signals)
+
+
+def best_spearman_from(signals: np.ndarray, truth: np.ndarray) -> float:
+    """Spearman(truth, E[truth | signal bins]): what the best function of the signals reaches."""
+    cells = np.zeros(len(truth), np.int64)
+    for column in signals.T:
+        edges = np.unique(np.quantile(column, np.linspace(0, 1, SIGNAL_BINS + 1)[1:-1]))
+        cells = cells * (SIGNAL_BINS + 1) + np.searchsorted(edges, column)
+    _, cell, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    cell_mean = np.bincount(cell, weights=truth) / counts
+    return scipy.stats.spearmanr(cell_mean[cell], truth)[0]
 
 
 @pytest.mark.slow
@@ -78,16 +96,18 @@ def test_gate_trusts_the_llm_where_it_is_reliable_and_tracks_its_true_correctnes
     joined = pair_weight_sample(kept.model, list(training_batches(data_dir, 512, seed=SEED + 1, table=table,
                                                                   pairs_per_example=4.0)))
     rho_as_trained = scipy.stats.spearmanr(joined["alpha"], joined["true_correct_prob"])[0]
-    alpha = alpha_of_every_pair(kept.model, data_dir, table)
+    alpha, signals = alpha_of_every_pair(kept.model, data_dir, table)
     truth = table.columns["true_correct_prob"]
     cold = table.columns["is_cold_user"] > 0
     heavy = table.columns["user_hist_len"] >= backend.profile.heavy_min_history
     rho = scipy.stats.spearmanr(alpha, truth)[0]
+    ceiling = best_spearman_from(signals, truth)
     print(f"\nSpearman(alpha, true_correct_prob): {rho_as_trained:.3f} over {joined['alpha'].size:,} pairs "
-          f"as training joins them, {rho:.3f} over all {len(alpha):,} pairs once; mean alpha: cold-start "
+          f"as training joins them, {rho:.3f} over all {len(alpha):,} pairs once, where the best function "
+          f"of the gate's signals reaches {ceiling:.3f}; mean alpha: cold-start "
           f"users {alpha[cold].mean():.3f} ({cold.sum():,} pairs), heavy users {alpha[heavy].mean():.3f} "
           f"({heavy.sum():,} pairs)")
     assert heavy.sum() > 100 and cold.sum() > 100
     assert alpha[cold].mean() > alpha[heavy].mean()
     assert rho_as_trained >= MIN_SPEARMAN_AS_TRAINED
-    assert rho >= MIN_SPEARMAN_EVERY_PAIR
+    assert rho >= MIN_SHARE_OF_CEILING * ceiling

@@ -1,7 +1,7 @@
 """Benchmark: our backbones against DeepCTR 0.9.4 on the same prepared data.
 
     pip install --no-deps deepctr==0.9.4        # the `bench` extra; never a package dependency
-    python -m sllmr_tf.bench.backbones_vs_deepctr --data_dir=DIR [--batch_size=1024] [--epochs=4]
+    python -m sllmr_tf.bench.backbones_vs_deepctr --data_dir=DIR [--batch_size=1024] [--epochs=4] [--seeds=0,1,2]
 
 Both sides train the same architecture (embedding 32 shared between a target
 and its history, history mean-pooled for all but DIN, MLP [200, 80], dropout
@@ -16,11 +16,14 @@ mixed_bfloat16, which uses the bfloat16 units of recent CPUs and GPUs; DeepCTR
 examples/s of the best epoch after the first (which pays for tracing), the
 ratio ours / DeepCTR (goal >= 1.5), the same ratio in examples per second of
 process CPU time (median epoch; robust to other processes on the machine),
-and both test AUCs after the last epoch.
+and both test AUCs after the last epoch; each a median or mean over one race
+per seed, with our AUC minus DeepCTR's paired by seed and its 95% t-interval
+(one seed's AUC difference is within seed-to-seed noise of about 0.005).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Callable, Mapping, Sequence
 
@@ -31,6 +34,7 @@ import tensorflow as tf
 
 from sllmr_tf import features
 from sllmr_tf.data import dataset_dir, pipeline
+from sllmr_tf.experiments import results
 from sllmr_tf.models import BackboneConfig, build_backbone
 
 FLAGS = flags.FLAGS
@@ -44,7 +48,8 @@ flags.DEFINE_string("deepctr_dtype_policy", "float32",
                     "DeepCTR's Keras dtype policy (0.9.4 runs mixed_bfloat16 only for DIN).")
 flags.DEFINE_integer("steps_per_execution", 1,
                      "Training steps per tf.function call, for both sides (Keras compile option).")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation and of the one-off shuffle of train.")
+flags.DEFINE_list("seeds", ["0", "1", "2"],
+                  "One race per seed; a seed sets initialisation and the one-off shuffle of train.")
 
 CONFIG = BackboneConfig()
 LEARNING_RATE = 1e-3
@@ -69,7 +74,7 @@ def batches(arrays: Mapping[str, np.ndarray], batch_size: int, deepctr: bool = F
     inputs = {rename.get(k, k): (v[:, None] if deepctr and v.ndim == 1 else v)
               for k, v in arrays.items() if k != "label"}
     data = tf.data.Dataset.from_tensor_slices((inputs, arrays["label"][:, None]))
-    return data.batch(batch_size, drop_remainder=full_only).cache().prefetch(tf.data.AUTOTUNE)
+    return data.batch(batch_size, drop_remainder=full_only).cache()
 
 
 def our_model(name: str, vocab_sizes: Mapping[str, int], dtype_policy: str) -> tf.keras.Model:
@@ -80,7 +85,7 @@ def our_model(name: str, vocab_sizes: Mapping[str, int], dtype_policy: str) -> t
     return model
 
 
-def deepctr_model(name: str, vocab_sizes: Mapping[str, int]) -> tf.keras.Model:
+def deepctr_model(name: str, vocab_sizes: Mapping[str, int], seed: int) -> tf.keras.Model:
     """The same architecture written with DeepCTR's feature columns and model functions."""
     import deepctr.models as dm
     from deepctr.feature_column import SparseFeat, VarLenSparseFeat
@@ -92,7 +97,7 @@ def deepctr_model(name: str, vocab_sizes: Mapping[str, int]) -> tf.keras.Model:
                             dtype="int64", embedding_name=f.vocabulary)
         columns.append(VarLenSparseFeat(sparse, maxlen=f.shape[0], combiner="mean") if f.shape else sparse)
     common = dict(dnn_hidden_units=CONFIG.mlp_units, dnn_dropout=CONFIG.dropout,
-                  l2_reg_embedding=0.0, seed=FLAGS.seed)
+                  l2_reg_embedding=0.0, seed=seed)
     linear = dict(l2_reg_linear=0.0)
     builders: dict[str, Callable[[], tf.keras.Model]] = {
         "deepfm": lambda: dm.DeepFM(columns, columns, **common, **linear),
@@ -167,43 +172,79 @@ def race(contenders: list[Contender], epochs: int) -> None:
             contender.train_one_epoch()
 
 
+@dataclasses.dataclass
+class Result:
+    """One contender's figures over the seeds: per-seed throughput and test AUC."""
+
+    rates: list[float] = dataclasses.field(default_factory=list)
+    cpu_rates: list[float] = dataclasses.field(default_factory=list)
+    aucs: list[float] = dataclasses.field(default_factory=list)
+
+    def add(self, contender: Contender, examples: int) -> None:
+        rate, cpu_rate, auc = contender.results(examples)
+        self.rates.append(rate)
+        self.cpu_rates.append(cpu_rate)
+        self.aucs.append(auc)
+
+
+def race_backbone(name: str, seed: int, train: dict, test: dict, vocab_sizes: Mapping[str, int],
+                  examples: int, theirs_result: Result, our_results: dict[str, Result]) -> None:
+    """One seed's race of DeepCTR and our precisions on backbone `name`."""
+    rename = DEEPCTR_DIN_HISTORY if name == "din" else {}
+    order = np.random.default_rng(seed).permutation(len(train["label"]))
+    train = {k: v[order] for k, v in train.items()}
+    tf.keras.utils.set_random_seed(seed)
+    theirs = Contender(FLAGS.deepctr_dtype_policy, deepctr_model(name, vocab_sizes, seed),
+                       batches(train, FLAGS.batch_size, True, rename, full_only=True),
+                       batches(test, 8192, True, rename), from_logits=False)
+    ours = []
+    for policy in FLAGS.dtype_policies:
+        tf.keras.utils.set_random_seed(seed)
+        ours.append(Contender(policy, our_model(name, vocab_sizes, policy),
+                              batches(train, FLAGS.batch_size, full_only=True),
+                              batches(test, 8192), from_logits=True))
+    race([theirs] + ours, FLAGS.epochs)
+    theirs_result.add(theirs, examples)
+    for contender in ours:
+        our_results[contender.label].add(contender, examples)
+        print(f"{name} seed {seed}: ours ({contender.label}) epochs {_seconds(contender)}; "
+              f"DeepCTR ({theirs.label}) epochs {_seconds(theirs)}", flush=True)
+
+
 def main(argv: Sequence[str]) -> None:
     if FLAGS.epochs < 2:
         raise app.UsageError("--epochs must be >= 2: the first epoch is excluded from timing")
+    seeds = [int(s) for s in FLAGS.seeds]
     vocab_sizes = features.vocab_sizes(dataset_dir.DatasetDir(FLAGS.data_dir).stats)
     train, test = load_split(FLAGS.data_dir, "train"), load_split(FLAGS.data_dir, "test")
-    order = np.random.default_rng(FLAGS.seed).permutation(len(train["label"]))
-    train = {k: v[order] for k, v in train.items()}
     n = len(train["label"]) // FLAGS.batch_size * FLAGS.batch_size  # examples per epoch in full batches
     print(f"train {n:,} examples, test {len(test['label']):,}; batch {FLAGS.batch_size}, "
-          f"{FLAGS.epochs} epochs (first untimed); steps per execution {FLAGS.steps_per_execution}; "
-          f"DeepCTR precision {FLAGS.deepctr_dtype_policy}; "
+          f"{FLAGS.epochs} epochs (first untimed); seeds {seeds}; steps per execution "
+          f"{FLAGS.steps_per_execution}; DeepCTR precision {FLAGS.deepctr_dtype_policy}; "
           f"device {'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}", flush=True)
-    rows = []
+    table = []
     for name in FLAGS.backbones:
-        rename = DEEPCTR_DIN_HISTORY if name == "din" else {}
-        tf.keras.utils.set_random_seed(FLAGS.seed)
-        theirs = Contender(FLAGS.deepctr_dtype_policy, deepctr_model(name, vocab_sizes),
-                           batches(train, FLAGS.batch_size, True, rename, full_only=True),
-                           batches(test, 8192, True, rename), from_logits=False)
-        ours = []
-        for policy in FLAGS.dtype_policies:
-            tf.keras.utils.set_random_seed(FLAGS.seed)
-            ours.append(Contender(policy, our_model(name, vocab_sizes, policy),
-                                  batches(train, FLAGS.batch_size, full_only=True),
-                                  batches(test, 8192), from_logits=True))
-        race([theirs] + ours, FLAGS.epochs)
-        their = theirs.results(n)
-        for contender in ours:
-            rows.append((name, contender.label, contender.results(n), their))
-            print(f"{name}: ours ({contender.label}) epochs {_seconds(contender)}; "
-                  f"DeepCTR ({theirs.label}) epochs {_seconds(theirs)}", flush=True)
-    print("\n| backbone | our precision | ours ex/s | DeepCTR ex/s | ratio | ratio per CPU-second "
-          "| our test AUC | DeepCTR test AUC |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for name, policy, (rate, cpu_rate, auc), (their_rate, their_cpu_rate, their_auc) in rows:
+        theirs, ours = Result(), {policy: Result() for policy in FLAGS.dtype_policies}
+        for seed in seeds:
+            race_backbone(name, seed, train, test, vocab_sizes, n, theirs, ours)
+        table += [(name, policy, result, theirs) for policy, result in ours.items()]
+    print(f"\nExamples/s: median over {len(seeds)} seeds of each seed's best epoch (wall) and of its "
+          "median epoch per CPU-second; AUC: mean ± sd over seeds, and our AUC minus DeepCTR's "
+          "paired by seed with a 95% t-interval.\n")
+    print("| backbone | our precision | ours ex/s | DeepCTR ex/s | ratio (wall) | ratio (CPU time) "
+          "| our test AUC | DeepCTR test AUC | AUC difference [95% CI] |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, policy, result, their in table:
+        rate, their_rate = np.median(result.rates), np.median(their.rates)
+        cpu_ratio = np.median(result.cpu_rates) / np.median(their.cpu_rates)
+        diff, low, high = results.mean_with_t_interval(np.subtract(result.aucs, their.aucs))
         print(f"| {name} | {policy} | {rate:,.0f} | {their_rate:,.0f} | {rate / their_rate:.2f} | "
-              f"{cpu_rate / their_cpu_rate:.2f} | {auc:.4f} | {their_auc:.4f} |")
+              f"{cpu_ratio:.2f} | {_mean_sd(result.aucs)} | {_mean_sd(their.aucs)} | "
+              f"{diff:+.4f} [{low:+.4f}, {high:+.4f}] |")
+
+
+def _mean_sd(values: Sequence[float]) -> str:
+    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1) if len(values) > 1 else math.nan:.4f}"
 
 
 def _seconds(contender: Contender) -> str:

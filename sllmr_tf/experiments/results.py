@@ -14,6 +14,7 @@ import json
 import math
 import os
 from collections import defaultdict
+from typing import Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -58,12 +59,20 @@ def summarize(rows: list[dict]) -> list[dict]:
         base = {r["seed"]: r["auc"] for r in groups.get((backbone, BASELINE, segment), [])}
         deltas = np.array([r["auc"] - base[r["seed"]] for r in runs if r["seed"] in base])
         if method != BASELINE and len(deltas):
-            line["delta_vs_base"] = deltas.mean()
-            if len(deltas) > 1:
-                half = scipy_stats.t.ppf(0.975, len(deltas) - 1) * deltas.std(ddof=1) / math.sqrt(len(deltas))
-                line["delta_ci95_low"], line["delta_ci95_high"] = deltas.mean() - half, deltas.mean() + half
+            line["delta_vs_base"], line["delta_ci95_low"], line["delta_ci95_high"] = mean_with_t_interval(deltas)
         out.append(line)
     return out
+
+
+def mean_with_t_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high) of a 95% Student-t interval for the mean; nan bounds for one value.
+
+    Over seeds, where each value is one independent run (e.g. a paired difference)."""
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return float(values.mean()), math.nan, math.nan
+    half = scipy_stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean()), float(values.mean() - half), float(values.mean() + half)
 
 
 def to_markdown(summary: list[dict]) -> str:

@@ -45,6 +45,7 @@ class LossTerms:
     logits: tf.Tensor  # (batch,)
     pair_weight: tf.Tensor | None = None  # (pairs,) the w above ("alpha" in the logs)
     gate_logit: tf.Tensor | None = None  # (pairs,)
+    gate_inputs: tf.Tensor | None = None  # (pairs, len(gate.SIGNALS)): what the gate saw
 
 
 class TrainingModel(tf.keras.Model):
@@ -77,7 +78,7 @@ class TrainingModel(tf.keras.Model):
         logits, score_a, score_b = self._score_with_pairs(x, pairs, training)
         bce = _mean_bce(y, logits)
         num_pairs = tf.cast(tf.size(score_a), tf.float32)
-        weight, gate_logit, gate_loss = self._pair_weights(pairs, score_a, score_b)
+        weight, gate_inputs, gate_logit, gate_loss = self._pair_weights(pairs, score_a, score_b)
         if self.method.llm_loss == methods_lib.POINTWISE:
             per_pair = 0.5 * (_bce(pairs["teacher_a"], score_a) + _bce(pairs["teacher_b"], score_b))
         else:
@@ -87,7 +88,7 @@ class TrainingModel(tf.keras.Model):
         llm = tf.math.divide_no_nan(tf.reduce_sum(weight * per_pair), num_pairs)
         total = bce + self.pair_weight * llm + self.gate_weight * gate_loss + self._regularization()
         return LossTerms(total=total, bce=bce, llm=llm, gate=gate_loss, logits=logits,
-                         pair_weight=weight, gate_logit=gate_logit)
+                         pair_weight=weight, gate_logit=gate_logit, gate_inputs=gate_inputs)
 
     def _score_with_pairs(self, x: dict, pairs: dict, training: bool):
         """Logits of the batch, of (u, a) and of (u, b), from one backbone call."""
@@ -104,19 +105,20 @@ class TrainingModel(tf.keras.Model):
         return logits[:n], logits[n:n + p], logits[n + p:]
 
     def _pair_weights(self, pairs: dict, score_a: tf.Tensor, score_b: tf.Tensor):
-        """(w, gate logit or None, L_gate) for the method."""
+        """(w, gate signals, gate logit, L_gate) for the method; no gate: None, None."""
         ones = tf.ones_like(score_a)
         zero = tf.constant(0.0)
         if self.method.weighting == methods_lib.WEIGHT_ONE:
-            return ones, None, zero
+            return ones, None, None, zero
         if self.method.weighting == methods_lib.WEIGHT_HEURISTIC:
-            return tf.cast(_cold_or_longtail(pairs), tf.float32), None, zero
-        gate_logit = self.gate(gate_signals(pairs, score_a, score_b))
+            return tf.cast(_cold_or_longtail(pairs), tf.float32), None, None, zero
+        signals = gate_signals(pairs, score_a, score_b)
+        gate_logit = self.gate(signals)
         known = tf.cast(tf.not_equal(pairs["outcome"], features.OUTCOME_UNKNOWN), tf.float32)
         agrees = tf.cast(tf.equal(pairs["outcome"], 1), tf.float32)
         gate_loss = tf.math.divide_no_nan(tf.reduce_sum(known * _bce(agrees, gate_logit)),
                                           tf.reduce_sum(known))
-        return tf.stop_gradient(tf.sigmoid(gate_logit)), gate_logit, gate_loss
+        return tf.stop_gradient(tf.sigmoid(gate_logit)), signals, gate_logit, gate_loss
 
     def _regularization(self) -> tf.Tensor:
         return tf.add_n(self.backbone.losses) if self.backbone.losses else tf.constant(0.0)

@@ -187,9 +187,9 @@ class Result:
         self.aucs.append(auc)
 
 
-def race_backbone(name: str, seed: int, train: dict, test: dict, vocab_sizes: Mapping[str, int],
-                  examples: int, theirs_result: Result, our_results: dict[str, Result]) -> None:
-    """One seed's race of DeepCTR and our precisions on backbone `name`."""
+def race_backbone(name: str, seed: int, train: dict, test: dict,
+                  vocab_sizes: Mapping[str, int]) -> tuple[Contender, list[Contender]]:
+    """One seed's race on backbone `name`: (DeepCTR, ours in each precision), trained."""
     rename = DEEPCTR_DIN_HISTORY if name == "din" else {}
     order = np.random.default_rng(seed).permutation(len(train["label"]))
     train = {k: v[order] for k, v in train.items()}
@@ -204,11 +204,10 @@ def race_backbone(name: str, seed: int, train: dict, test: dict, vocab_sizes: Ma
                               batches(train, FLAGS.batch_size, full_only=True),
                               batches(test, 8192), from_logits=True))
     race([theirs] + ours, FLAGS.epochs)
-    theirs_result.add(theirs, examples)
     for contender in ours:
-        our_results[contender.label].add(contender, examples)
         print(f"{name} seed {seed}: ours ({contender.label}) epochs {_seconds(contender)}; "
               f"DeepCTR ({theirs.label}) epochs {_seconds(theirs)}", flush=True)
+    return theirs, ours
 
 
 def main(argv: Sequence[str]) -> None:
@@ -226,7 +225,10 @@ def main(argv: Sequence[str]) -> None:
     for name in FLAGS.backbones:
         theirs, ours = Result(), {policy: Result() for policy in FLAGS.dtype_policies}
         for seed in seeds:
-            race_backbone(name, seed, train, test, vocab_sizes, n, theirs, ours)
+            their_contender, our_contenders = race_backbone(name, seed, train, test, vocab_sizes)
+            theirs.add(their_contender, n)
+            for contender in our_contenders:
+                ours[contender.label].add(contender, n)
         table += [(name, policy, result, theirs) for policy, result in ours.items()]
     print(f"\nExamples/s: median over {len(seeds)} seeds of each seed's best epoch (wall) and of its "
           "median epoch per CPU-second; AUC: mean ± sd over seeds, and our AUC minus DeepCTR's "

@@ -24,14 +24,13 @@ from conftest import prepare_dataset
 import sllmr_tf  # noqa: F401  (Keras 2 switch before TensorFlow loads)
 import tensorflow as tf
 
-from sllmr_tf import features
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.scoring import pipeline
 from sllmr_tf.scoring.backends import make_backend
 from sllmr_tf.training.callbacks import pair_weight_sample
-from sllmr_tf.training.inputs import interaction_batches, training_batches
-from sllmr_tf.training.join import PAIRS_KEY
-from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table
+from sllmr_tf.training.gate_report import score_every_pair
+from sllmr_tf.training.inputs import training_batches
+from sllmr_tf.training.pairs_table import load_pairs_table
 from sllmr_tf.training.trainer import TrainConfig, train
 
 SEED = 0
@@ -42,31 +41,6 @@ SIGNAL_BINS = 5
 
 class KeepModel(tf.keras.callbacks.Callback):
     """Holds on to the trained model (after early stopping has restored the best epoch)."""
-
-
-def alpha_of_every_pair(model, data_dir: str, table: PairsTable,
-                        chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha, the gate's input signals) of each pair of `table`, scored with the
-    user-side features of one train row of its user."""
-    user_side = [f.name for f in features.model_features() if not f.item_side]
-    rows: dict[int, dict] = {}
-    for x, _ in interaction_batches(data_dir, "train", 4096):
-        for i, user in enumerate(x["user_id"].numpy()):
-            rows.setdefault(int(user), {name: x[name][i].numpy() for name in user_side})
-    alphas, signals = [], []
-    for start in range(0, len(table), chunk):
-        take = slice(start, min(start + chunk, len(table)))
-        users = table.columns["user_id"][take]
-        x = {name: tf.constant(np.stack([rows[int(u)][name] for u in users])) for name in user_side}
-        x.update({name: tf.constant(values[take]) for name, values in table.sides["a"].items()})
-        pairs = {name: tf.constant(values[take]) for name, values in table.columns.items()}
-        pairs.update({side: {n: tf.constant(v[take]) for n, v in cols.items()} for side, cols in table.sides.items()})
-        pairs["row"] = tf.range(len(users), dtype=tf.int64)
-        x[PAIRS_KEY] = pairs
-        terms = model.loss_terms(x, tf.zeros(len(users)), training=False)
-        alphas.append(terms.pair_weight.numpy())
-        signals.append(terms.gate_inputs.numpy())
-    return np.concatenate(alphas), np.concatenate(signals)
 
 
 def best_spearman_from(signals: np.ndarray, truth: np.ndarray) -> float:
@@ -96,7 +70,8 @@ def test_gate_trusts_the_llm_where_it_is_reliable_and_tracks_its_true_correctnes
     joined = pair_weight_sample(kept.model, list(training_batches(data_dir, 512, seed=SEED + 1, table=table,
                                                                   pairs_per_example=4.0)))
     rho_as_trained = scipy.stats.spearmanr(joined["alpha"], joined["true_correct_prob"])[0]
-    alpha, signals = alpha_of_every_pair(kept.model, data_dir, table)
+    scored = score_every_pair(kept.model, data_dir, table)
+    alpha, signals = scored["alpha"], scored["signals"]
     truth = table.columns["true_correct_prob"]
     cold = table.columns["is_cold_user"] > 0
     heavy = table.columns["user_hist_len"] >= backend.profile.heavy_min_history

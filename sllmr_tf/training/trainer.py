@@ -24,6 +24,7 @@ from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.models.registry import backbone_names, build_backbone
 from sllmr_tf.training import artifacts, callbacks as callbacks_lib, methods as methods_lib
 from sllmr_tf.training.inputs import interaction_batches, training_batches
+from sllmr_tf.training.gate_report import gate_report
 from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table
 from sllmr_tf.training.prediction import evaluate_split
@@ -50,6 +51,7 @@ class TrainConfig:
     gate_weight: float = 1.0  # mu
     pairs_per_example: float = 0.1  # 1.2x the backbone rows per step: within the <= 1.3x cost goal
     confidence_weighting: bool = False
+    outcome_holdout: float = 0.0  # share of train rows kept out of the BCE for the gate (outcome_holdout.py)
     shuffle_buffer: int = 10_000
     embedding_dim: int = 32
     mlp_units: tuple[int, ...] = (200, 80)
@@ -72,6 +74,10 @@ class TrainConfig:
         for name in ("pair_weight", "gate_weight", "l2"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.outcome_holdout and not method.has_gate:
+            raise ValueError(f"outcome_holdout is for the gate's methods; {self.method!r} has no gate")
+        if not 0.0 <= self.outcome_holdout < 1.0:
+            raise ValueError(f"outcome_holdout must be in [0, 1), got {self.outcome_holdout}")
         if method.uses_pairs and not self.pairs_per_example > 0:
             raise ValueError(f"pairs_per_example must be > 0, got {self.pairs_per_example}")
         self.backbone_config()  # its own checks
@@ -100,7 +106,8 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     vocab_sizes = features.vocab_sizes(data.stats)
     backbone = build_backbone(config.backbone, vocab_sizes, config.backbone_config())
     model = TrainingModel(backbone, method, pair_weight=config.pair_weight, gate_weight=config.gate_weight,
-                          confidence_weighting=config.confidence_weighting)
+                          confidence_weighting=config.confidence_weighting,
+                          outcome_holdout=config.outcome_holdout, holdout_seed=config.seed)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     train_batches = training_batches(config.data_dir, config.batch_size, config.seed, table,
                                      config.pairs_per_example, config.shuffle_buffer)
@@ -137,6 +144,8 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     for split in ("valid", "test"):
         metrics[split] = evaluate_split(backbone, config.data_dir, split, config.eval_batch_size,
                                         config.num_bootstrap, config.seed)
+    if method.has_gate:
+        metrics["gate"] = gate_report(model, config.data_dir, table)
     artifacts.write_json(artifacts.path(config.model_dir, artifacts.METRICS), metrics)
     log(metrics_summary(metrics))
     return metrics
@@ -168,7 +177,9 @@ def _claim_model_dir(config: TrainConfig, overwrite: bool, log: Log) -> str:
                                   "use another --model_dir")
         artifacts.write_json(config_path, config.to_json())
         return "new"
-    differing = sorted(k for k, v in config.to_json().items() if saved.get(k) != v)
+    # A setting added after the run was written counts as its default.
+    defaults = TrainConfig(data_dir="", model_dir="").to_json()
+    differing = sorted(k for k, v in config.to_json().items() if saved.get(k, defaults[k]) != v)
     if differing:
         raise ValueError(f"{config.model_dir} holds a run with other settings ({', '.join(differing)}); "
                          "use another --model_dir or --overwrite")
@@ -205,4 +216,15 @@ def metrics_summary(metrics: dict) -> str:
         if g["value"] is not None:
             lines.append(f"  {'gauc':<18} {g['n_users']:>8,}u {g['value']:.4f} "
                          f"[{g['ci95'][0]:.4f}, {g['ci95'][1]:.4f}]")
+    if "gate" in metrics:
+        lines.append(_gate_summary(metrics["gate"]))
     return "\n".join(lines)
+
+
+def _gate_summary(gate: dict) -> str:
+    means = ", ".join(f"{k} {v:.3f}" for k, v in gate["alpha_mean"].items() if v is not None)
+    aucs = ", ".join(f"{k} {v['auc']:.3f} (n={v['n']:,})" for k, v in gate["agreement_auc"].items()
+                     if v["auc"] is not None)
+    line = f"gate over {gate['pairs']:,} pairs: mean alpha {means}; AUC of alpha for LLM agreement: {aucs or 'n/a'}"
+    rho = gate["spearman_true_correct_prob"]
+    return line + (f"; Spearman with true correctness {rho:.3f}" if rho is not None else "")

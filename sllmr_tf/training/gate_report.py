@@ -1,0 +1,90 @@
+"""How the trained gate judges every LLM pair once: the "gate" block of metrics.json.
+
+Training sees pairs as the join samples them (a user's pairs as often as the
+user has train rows); this report scores each pair once, with the user-side
+features of one train row of its user, so its figures weigh users by their
+pairs, not by their activity. It reports mean alpha per segment, how well
+alpha predicts the observed agreement of the LLM with train outcomes, split
+into the pairs the gate learned from and the known-outcome pairs the backbone
+fitted (they differ only with an outcome holdout), and, where the pairs carry
+the synthetic world's truth, the Spearman correlation of alpha with the true
+probability that the LLM's order is right.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.stats
+
+import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
+import tensorflow as tf
+
+from sllmr_tf import features
+from sllmr_tf.training.evaluation import auc
+from sllmr_tf.training.inputs import interaction_batches
+from sllmr_tf.training.join import PAIRS_KEY
+from sllmr_tf.training.pairs_table import PairsTable
+
+_USER_SIDE = tuple(f.name for f in features.model_features() if not f.item_side)
+
+
+def score_every_pair(model, data_dir: str, table: PairsTable, chunk: int = 4096) -> dict[str, np.ndarray]:
+    """alpha, gate signals and the gate-labelled mask of each pair of `table`, in table order."""
+    rows = _one_train_row_per_user(data_dir, num_users=len(table.offsets) - 1)
+    parts: dict[str, list] = {"alpha": [], "signals": [], "gate_labelled": []}
+    for start in range(0, len(table), chunk):
+        take = slice(start, min(start + chunk, len(table)))
+        users = table.columns["user_id"][take]
+        x = {name: tf.constant(rows[name][users]) for name in _USER_SIDE}
+        x.update({name: tf.constant(values[take]) for name, values in table.sides["a"].items()})
+        pairs = {name: tf.constant(values[take]) for name, values in table.columns.items()}
+        pairs.update({side: {n: tf.constant(v[take]) for n, v in cols.items()} for side, cols in table.sides.items()})
+        pairs["row"] = tf.range(len(users), dtype=tf.int64)
+        x[PAIRS_KEY] = pairs
+        terms = model.loss_terms(x, tf.zeros(len(users)), training=False)
+        parts["alpha"].append(terms.pair_weight.numpy())
+        parts["signals"].append(terms.gate_inputs.numpy())
+        parts["gate_labelled"].append(terms.gate_labelled.numpy() > 0)
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def gate_report(model, data_dir: str, table: PairsTable) -> dict:
+    scored = score_every_pair(model, data_dir, table)
+    alpha, labelled = scored["alpha"], scored["gate_labelled"]
+    cols = table.columns
+    cold = cols["is_cold_user"] > 0
+    longtail = (table.sides["a"]["is_longtail_item"] > 0) | (table.sides["b"]["is_longtail_item"] > 0)
+    known = cols["outcome"] != features.OUTCOME_UNKNOWN
+    agrees = (cols["outcome"] == 1).astype(np.float64)
+
+    def mean(mask: np.ndarray) -> float | None:
+        return round(float(alpha[mask].mean()), 4) if mask.any() else None
+
+    def agreement_auc(mask: np.ndarray) -> dict:
+        value = auc(agrees[mask], alpha[mask]) if mask.any() else float("nan")
+        return {"n": int(mask.sum()), "auc": None if np.isnan(value) else round(float(value), 4)}
+
+    report = {
+        "pairs": len(alpha),
+        "alpha_mean": {"all": mean(np.ones_like(cold)), "cold_start": mean(cold), "longtail": mean(longtail),
+                       "head": mean(~cold & ~longtail)},
+        "agreement_auc": {"gate_labelled": agreement_auc(labelled), "fitted": agreement_auc(known & ~labelled)},
+        "spearman_true_correct_prob": None,
+    }
+    truth = cols["true_correct_prob"]
+    if len(truth) > 2 and (truth >= 0).all() and np.ptp(alpha) > 0:
+        report["spearman_true_correct_prob"] = round(float(scipy.stats.spearmanr(alpha, truth)[0]), 4)
+    return report
+
+
+def _one_train_row_per_user(data_dir: str, num_users: int) -> dict[str, np.ndarray]:
+    """User-side features indexed by user id (the user's first train row; zeros for absent users)."""
+    batches = [x for x, _ in interaction_batches(data_dir, "train", 65536)]
+    users = np.concatenate([x["user_id"].numpy() for x in batches])
+    _, first = np.unique(users, return_index=True)
+    out = {}
+    for name in _USER_SIDE:
+        values = np.concatenate([x[name].numpy() for x in batches])
+        table = np.zeros((num_users,) + values.shape[1:], values.dtype)
+        table[users[first]] = values[first]
+        out[name] = table
+    return out

@@ -64,7 +64,8 @@ def test_train_then_eval_write_metrics_tensorboard_logs_and_a_servable_backbone(
     gate = metrics["gate"]  # the trained gate over every pair once
     assert gate["pairs"] == metrics["training"]["num_pairs"]
     assert 0 < gate["alpha_mean"]["all"] < 1 and -1 <= gate["spearman_true_correct_prob"] <= 1
-    assert gate["agreement_auc"]["gate_labelled"]["n"] > 0 and "gate over" in trained.stdout
+    assert gate["agreement_auc"]["n"] > 0 and 0 <= gate["agreement_auc"]["auc"] <= 1
+    assert "gate over" in trained.stdout
 
     logs = os.path.join(model_dir, "logs")
     assert {"epoch_bce", "epoch_llm_loss", "epoch_gate_loss", "epoch_alpha_cold_start",
@@ -137,15 +138,3 @@ def test_a_model_dir_is_never_reused_for_other_settings(world, tmp_path):
     metrics = train(TrainConfig(**{**config.__dict__, "method": "kd", "pairs_dir": pairs_dir}), overwrite=True,
                     verbose=0, log=lambda _: None)
     assert metrics["method"] == "kd" and np.isfinite(metrics["test"]["overall"]["auc"])
-
-
-def test_a_setting_added_after_a_run_was_written_reads_as_its_default(world, tmp_path):
-    data_dir, _ = world
-    config = TrainConfig(data_dir=data_dir, model_dir=str(tmp_path / "m"), method="base", epochs=1,
-                         num_bootstrap=10)
-    train(config, verbose=0, log=lambda _: None)
-    saved_path = os.path.join(config.model_dir, "train_config.json")
-    saved = json.load(open(saved_path))
-    del saved["outcome_holdout"]
-    json.dump(saved, open(saved_path, "w"))
-    assert train(config, verbose=0, log=lambda _: None)["method"] == "base"  # finished, not refused

@@ -15,12 +15,11 @@ from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.models.registry import build_backbone
 from sllmr_tf.scoring import pairs_io
-from sllmr_tf.training import methods, outcome_holdout
+from sllmr_tf.training import methods
 from sllmr_tf.training.inputs import training_batches
 from sllmr_tf.training.join import PAIRS_KEY
 from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import PairsTable, build_pairs_table, load_pairs_table, teacher_probabilities
-from sllmr_tf.training.trainer import TrainConfig
 
 BATCH = 64
 STEPS = 8
@@ -252,66 +251,3 @@ def test_gate_does_not_switch_off_even_where_switching_off_would_lower_the_loss(
           f"switching the gate off would lower the loss by {pair_term:.3f}")
     assert pair_term > 0.05  # alpha -> 0 would remove this much loss ...
     assert alpha_after > 0.9 > alpha_before  # ... yet the gate learned to trust the reliable LLM
-
-
-# --- the outcome holdout ----------------------------------------------------------------------
-
-
-def test_outcome_holdout_is_a_fixed_slice_of_the_requested_size_per_seed():
-    users, items = np.meshgrid(np.arange(1, 301), np.arange(1, 201))
-    users, items = tf.constant(users.ravel(), tf.int64), tf.constant(items.ravel(), tf.int64)
-    slice_of = lambda fraction, seed: outcome_holdout.in_holdout(users, items, fraction, seed).numpy()  # noqa: E731
-    held = slice_of(0.2, 0)
-    assert abs(held.mean() - 0.2) < 4 * math.sqrt(0.2 * 0.8 / held.size)
-    np.testing.assert_array_equal(held, slice_of(0.2, 0))  # every epoch, every resume
-    assert (held & slice_of(0.2, 1)).mean() < 0.06  # another seed, another slice (0.04 expected)
-    assert not slice_of(0.0, 0).any()
-
-
-def test_rows_in_the_holdout_slice_leave_the_bce(world, table):
-    data_dir, _ = world
-    model = make_model(data_dir, "sllmr", outcome_holdout=0.3, holdout_seed=5)
-    data = batches(data_dir, table)
-    fit(model, data)  # logits away from 0, so labels matter
-    x, y = data[0]
-    held = outcome_holdout.in_holdout(x["user_id"], x["item_id"], 0.3, 5).numpy()
-    assert 0 < held.sum() < len(held)
-    y = tf.reshape(tf.cast(y, tf.float32), [-1])
-    terms = model.loss_terms(x, y, training=False)
-    every_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=terms.logits).numpy()
-    assert float(terms.bce) == pytest.approx(every_row[~held].mean(), rel=1e-5)
-    assert float(terms.bce) != pytest.approx(every_row.mean(), rel=1e-3)
-    flip_held = tf.where(held, 1.0 - y, y)
-    assert float(model.loss_terms(x, flip_held, training=False).bce) == pytest.approx(float(terms.bce), rel=1e-6)
-
-
-def test_with_a_holdout_the_gate_learns_only_from_pairs_whose_train_item_is_held_out(world, table):
-    data_dir, _ = world
-    model = make_model(data_dir, "sllmr", outcome_holdout=0.5, holdout_seed=5)
-    for x, y in batches(data_dir, table, pairs_per_example=2.0, steps=3):
-        pairs = x[PAIRS_KEY]
-        known = pairs["outcome"].numpy() != features.OUTCOME_UNKNOWN
-        train_item = np.where(pairs["outcome"].numpy() == 1, pairs["a"]["item_id"].numpy(),
-                              pairs["b"]["item_id"].numpy())
-        held = outcome_holdout.in_holdout(pairs["user_id"], tf.constant(train_item), 0.5, 5).numpy()
-        labelled = model.loss_terms(x, y, training=False).gate_labelled.numpy() > 0
-        np.testing.assert_array_equal(labelled, known & held)
-        assert 0 < labelled.sum() < known.sum()
-
-
-def test_without_a_holdout_the_gate_learns_from_every_known_outcome(world, table):
-    data_dir, _ = world
-    x, y = batches(data_dir, table, steps=1)[0]
-    labelled = make_model(data_dir, "sllmr").loss_terms(x, y, training=False).gate_labelled.numpy() > 0
-    np.testing.assert_array_equal(labelled, x[PAIRS_KEY]["outcome"].numpy() != features.OUTCOME_UNKNOWN)
-
-
-@pytest.mark.parametrize("method, holdout, message", [
-    ("kd", 0.1, "outcome_holdout is for the gate's methods; 'kd' has no gate"),
-    ("sllmr", 1.0, r"outcome_holdout must be in \[0, 1\), got 1.0"),
-])
-def test_outcome_holdout_is_refused_where_it_has_no_meaning(world, method, holdout, message):
-    data_dir, pairs_dir = world
-    with pytest.raises(ValueError, match=message):
-        TrainConfig(data_dir=data_dir, model_dir="m", method=method, pairs_dir=pairs_dir,
-                    outcome_holdout=holdout).validate()

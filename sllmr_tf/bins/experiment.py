@@ -30,8 +30,6 @@ flags.DEFINE_integer("seeds", 3, "Seeds 0..seeds-1 per backbone and method.")
 flags.DEFINE_integer("epochs", 20, "Maximum epochs per run (early stopping on validation AUC).")
 flags.DEFINE_integer("batch_size", 128, "Training batch size.")
 flags.DEFINE_float("pair_weight", 0.1, "lambda: weight of the LLM loss term.")
-flags.DEFINE_float("outcome_holdout", 0.0, "Share of train rows the gate's methods keep out of the BCE "
-                   "for the gate to learn from (see sllmr-train).")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -44,8 +42,7 @@ def main(argv: Sequence[str]) -> None:
         config = TrainConfig(
             data_dir=FLAGS.data_dir, model_dir=os.path.join(FLAGS.work_dir, "runs", backbone, method, f"seed{seed}"),
             backbone=backbone, method=method, pairs_dir=FLAGS.pairs_dir if method != "base" else None,
-            seed=seed, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, pair_weight=FLAGS.pair_weight,
-            outcome_holdout=FLAGS.outcome_holdout if methods.get_method(method).has_gate else 0.0)
+            seed=seed, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, pair_weight=FLAGS.pair_weight)
         train(config, verbose=0, log=lambda line: None)
     summary = results.summarize(results.collect(os.path.join(FLAGS.work_dir, "runs")))
     paths = results.write(summary, FLAGS.work_dir)

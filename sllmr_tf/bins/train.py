@@ -38,9 +38,6 @@ flags.DEFINE_float("pairs_per_example", _DEFAULTS.pairs_per_example,
                    "one example at most ceil(x)).")
 flags.DEFINE_bool("confidence_weighting", _DEFAULTS.confidence_weighting,
                   "Weight each pairwise loss by the LLM's confidence.")
-flags.DEFINE_float("outcome_holdout", _DEFAULTS.outcome_holdout,
-                   "Share of train rows kept out of the BCE so the gate learns from outcomes the backbone "
-                   "has not fitted (gate methods only).")
 flags.DEFINE_integer("shuffle_buffer", _DEFAULTS.shuffle_buffer, "Examples in the shuffle buffer.")
 flags.DEFINE_integer("embedding_dim", _DEFAULTS.embedding_dim, "Embedding size of every feature.")
 flags.DEFINE_list("mlp_units", [str(u) for u in _DEFAULTS.mlp_units], "Hidden units of the deep tower.")
@@ -62,8 +59,7 @@ def config_from_flags() -> TrainConfig:
         pairs_dir=FLAGS.pairs_dir, seed=FLAGS.seed, epochs=FLAGS.epochs, patience=FLAGS.patience,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, pair_weight=FLAGS.pair_weight,
         gate_weight=FLAGS.gate_weight, pairs_per_example=FLAGS.pairs_per_example,
-        confidence_weighting=FLAGS.confidence_weighting, outcome_holdout=FLAGS.outcome_holdout,
-        shuffle_buffer=FLAGS.shuffle_buffer,
+        confidence_weighting=FLAGS.confidence_weighting, shuffle_buffer=FLAGS.shuffle_buffer,
         embedding_dim=FLAGS.embedding_dim, mlp_units=mlp_units, dropout=FLAGS.dropout, l2=FLAGS.l2,
         eval_batch_size=FLAGS.eval_batch_size, num_bootstrap=FLAGS.num_bootstrap)
 

@@ -4,11 +4,11 @@ Training sees pairs as the join samples them (a user's pairs as often as the
 user has train rows); this report scores each pair once, with the user-side
 features of one train row of its user, so its figures weigh users by their
 pairs, not by their activity. It reports mean alpha per segment, how well
-alpha predicts the observed agreement of the LLM with train outcomes, split
-into the pairs the gate learned from and the known-outcome pairs the backbone
-fitted (they differ only with an outcome holdout), and, where the pairs carry
-the synthetic world's truth, the Spearman correlation of alpha with the true
-probability that the LLM's order is right.
+alpha predicts the LLM's agreement with the train outcomes (the gate's own
+training target, on the pairs whose outcome is known) and, where the pairs
+carry the synthetic world's truth, the Spearman correlation of alpha with the
+true probability that the LLM's order is right: how the gate judges the
+pairs whose outcome nobody observed.
 """
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ _USER_SIDE = tuple(f.name for f in features.model_features() if not f.item_side)
 
 
 def score_every_pair(model, data_dir: str, table: PairsTable, chunk: int = 4096) -> dict[str, np.ndarray]:
-    """alpha, gate signals and the gate-labelled mask of each pair of `table`, in table order."""
+    """alpha and the gate's input signals of each pair of `table`, in table order."""
     rows = _one_train_row_per_user(data_dir, num_users=len(table.offsets) - 1)
-    parts: dict[str, list] = {"alpha": [], "signals": [], "gate_labelled": []}
+    parts: dict[str, list] = {"alpha": [], "signals": []}
     for start in range(0, len(table), chunk):
         take = slice(start, min(start + chunk, len(table)))
         users = table.columns["user_id"][take]
@@ -43,13 +43,12 @@ def score_every_pair(model, data_dir: str, table: PairsTable, chunk: int = 4096)
         terms = model.loss_terms(x, tf.zeros(len(users)), training=False)
         parts["alpha"].append(terms.pair_weight.numpy())
         parts["signals"].append(terms.gate_inputs.numpy())
-        parts["gate_labelled"].append(terms.gate_labelled.numpy() > 0)
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def gate_report(model, data_dir: str, table: PairsTable) -> dict:
     scored = score_every_pair(model, data_dir, table)
-    alpha, labelled = scored["alpha"], scored["gate_labelled"]
+    alpha = scored["alpha"]
     cols = table.columns
     cold = cols["is_cold_user"] > 0
     longtail = (table.sides["a"]["is_longtail_item"] > 0) | (table.sides["b"]["is_longtail_item"] > 0)
@@ -59,15 +58,14 @@ def gate_report(model, data_dir: str, table: PairsTable) -> dict:
     def mean(mask: np.ndarray) -> float | None:
         return round(float(alpha[mask].mean()), 4) if mask.any() else None
 
-    def agreement_auc(mask: np.ndarray) -> dict:
-        value = auc(agrees[mask], alpha[mask]) if mask.any() else float("nan")
-        return {"n": int(mask.sum()), "auc": None if np.isnan(value) else round(float(value), 4)}
+    agreement_auc = auc(agrees[known], alpha[known]) if known.any() else float("nan")
 
     report = {
         "pairs": len(alpha),
         "alpha_mean": {"all": mean(np.ones_like(cold)), "cold_start": mean(cold), "longtail": mean(longtail),
                        "head": mean(~cold & ~longtail)},
-        "agreement_auc": {"gate_labelled": agreement_auc(labelled), "fitted": agreement_auc(known & ~labelled)},
+        "agreement_auc": {"n": int(known.sum()),
+                          "auc": None if np.isnan(agreement_auc) else round(agreement_auc, 4)},
         "spearman_true_correct_prob": None,
     }
     truth = cols["true_correct_prob"]

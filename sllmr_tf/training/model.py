@@ -11,9 +11,7 @@ Per batch (see join.py for how pairs arrive):
     w       each pair's weight: 1 (kd), the cold-start / long-tail rule
             (heuristic) or stop_gradient(alpha) of the gate (sllmr)
     L_gate  BCE of the gate against "the LLM order agrees with the observed
-            outcome", on pairs whose outcome is known; with outcome_holdout
-            f > 0, only on those whose train item is in a held-out slice of
-            train that leaves the BCE (see outcome_holdout.py)
+            outcome", on pairs whose outcome is known
 
     L = BCE + pair_weight * sum(w * L_pair) / pairs + gate_weight * L_gate
 
@@ -29,7 +27,6 @@ import tensorflow as tf
 
 from sllmr_tf import features
 from sllmr_tf.training import methods as methods_lib
-from sllmr_tf.training import outcome_holdout
 from sllmr_tf.training.gate import ReliabilityGate, gate_signals
 from sllmr_tf.training.join import PAIRS_KEY
 
@@ -49,23 +46,19 @@ class LossTerms:
     pair_weight: tf.Tensor | None = None  # (pairs,) the w above ("alpha" in the logs)
     gate_logit: tf.Tensor | None = None  # (pairs,)
     gate_inputs: tf.Tensor | None = None  # (pairs, len(gate.SIGNALS)): what the gate saw
-    gate_labelled: tf.Tensor | None = None  # (pairs,) 1.0 where L_gate learns from the pair
 
 
 class TrainingModel(tf.keras.Model):
     """Wraps a backbone (feature dict -> (batch, 1) logit) with a method's loss."""
 
     def __init__(self, backbone: tf.keras.Model, method: methods_lib.Method, pair_weight: float = 0.1,
-                 gate_weight: float = 1.0, confidence_weighting: bool = False, outcome_holdout: float = 0.0,
-                 holdout_seed: int = 0, **kwargs):
+                 gate_weight: float = 1.0, confidence_weighting: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
         self.method = method
         self.pair_weight = float(pair_weight)
         self.gate_weight = float(gate_weight)
         self.confidence_weighting = bool(confidence_weighting)
-        self.outcome_holdout = float(outcome_holdout)
-        self.holdout_seed = int(holdout_seed)
         self.gate = ReliabilityGate(name="gate") if method.has_gate else None
         self._train_metrics = _TrainMetrics(method)
         self._eval_metrics = _EvalMetrics()
@@ -83,13 +76,9 @@ class TrainingModel(tf.keras.Model):
 
         pairs = x[PAIRS_KEY]
         logits, score_a, score_b = self._score_with_pairs(x, pairs, training)
-        if self.outcome_holdout:
-            fitted = tf.cast(~self._held_out(x["user_id"], x["item_id"]), tf.float32)
-            bce = tf.math.divide_no_nan(tf.reduce_sum(fitted * _bce(y, logits)), tf.reduce_sum(fitted))
-        else:
-            bce = _mean_bce(y, logits)
+        bce = _mean_bce(y, logits)
         num_pairs = tf.cast(tf.size(score_a), tf.float32)
-        weight, gate_inputs, gate_logit, gate_loss, gate_labelled = self._pair_weights(pairs, score_a, score_b)
+        weight, gate_inputs, gate_logit, gate_loss = self._pair_weights(pairs, score_a, score_b)
         if self.method.llm_loss == methods_lib.POINTWISE:
             per_pair = 0.5 * (_bce(pairs["teacher_a"], score_a) + _bce(pairs["teacher_b"], score_b))
         else:
@@ -99,8 +88,7 @@ class TrainingModel(tf.keras.Model):
         llm = tf.math.divide_no_nan(tf.reduce_sum(weight * per_pair), num_pairs)
         total = bce + self.pair_weight * llm + self.gate_weight * gate_loss + self._regularization()
         return LossTerms(total=total, bce=bce, llm=llm, gate=gate_loss, logits=logits,
-                         pair_weight=weight, gate_logit=gate_logit, gate_inputs=gate_inputs,
-                         gate_labelled=gate_labelled)
+                         pair_weight=weight, gate_logit=gate_logit, gate_inputs=gate_inputs)
 
     def _score_with_pairs(self, x: dict, pairs: dict, training: bool):
         """Logits of the batch, of (u, a) and of (u, b), from one backbone call."""
@@ -117,24 +105,20 @@ class TrainingModel(tf.keras.Model):
         return logits[:n], logits[n:n + p], logits[n + p:]
 
     def _pair_weights(self, pairs: dict, score_a: tf.Tensor, score_b: tf.Tensor):
-        """(w, gate signals, gate logit, L_gate, pairs L_gate learns from); no gate: Nones."""
+        """(w, gate signals, gate logit, L_gate) for the method; no gate: None, None."""
+        ones = tf.ones_like(score_a)
         zero = tf.constant(0.0)
         if self.method.weighting == methods_lib.WEIGHT_ONE:
-            return tf.ones_like(score_a), None, None, zero, None
+            return ones, None, None, zero
         if self.method.weighting == methods_lib.WEIGHT_HEURISTIC:
-            return tf.cast(_cold_or_longtail(pairs), tf.float32), None, None, zero, None
+            return tf.cast(_cold_or_longtail(pairs), tf.float32), None, None, zero
         signals = gate_signals(pairs, score_a, score_b)
         gate_logit = self.gate(signals)
-        labelled = outcome_holdout.outcome_known(pairs)
-        if self.outcome_holdout:
-            labelled &= self._held_out(pairs["user_id"], outcome_holdout.train_item_of_pair(pairs))
-        labelled = tf.cast(labelled, tf.float32)
-        gate_loss = tf.math.divide_no_nan(tf.reduce_sum(labelled * _bce(_llm_agrees(pairs), gate_logit)),
-                                          tf.reduce_sum(labelled))
-        return tf.stop_gradient(tf.sigmoid(gate_logit)), signals, gate_logit, gate_loss, labelled
-
-    def _held_out(self, user_id: tf.Tensor, item_id: tf.Tensor) -> tf.Tensor:
-        return outcome_holdout.in_holdout(user_id, item_id, self.outcome_holdout, self.holdout_seed)
+        known = tf.cast(tf.not_equal(pairs["outcome"], features.OUTCOME_UNKNOWN), tf.float32)
+        agrees = tf.cast(tf.equal(pairs["outcome"], 1), tf.float32)
+        gate_loss = tf.math.divide_no_nan(tf.reduce_sum(known * _bce(agrees, gate_logit)),
+                                          tf.reduce_sum(known))
+        return tf.stop_gradient(tf.sigmoid(gate_logit)), signals, gate_logit, gate_loss
 
     def _regularization(self) -> tf.Tensor:
         return tf.add_n(self.backbone.losses) if self.backbone.losses else tf.constant(0.0)
@@ -190,12 +174,12 @@ class _TrainMetrics:
             m["alpha_cold_start"].update_state(w, sample_weight=cold)
             m["alpha_longtail"].update_state(w, sample_weight=longtail)
             m["alpha_head"].update_state(w, sample_weight=(1.0 - cold) * (1.0 - longtail))
-            agrees = _llm_agrees(pairs)
-            m["llm_agreement"].update_state(agrees, sample_weight=tf.cast(outcome_holdout.outcome_known(pairs),
-                                                                          tf.float32))
+            known = tf.cast(tf.not_equal(pairs["outcome"], features.OUTCOME_UNKNOWN), tf.float32)
+            agrees = tf.cast(tf.equal(pairs["outcome"], 1), tf.float32)
+            m["llm_agreement"].update_state(agrees, sample_weight=known)
             if self.gate_auc is not None:
                 m["gate_loss"].update_state(terms.gate)
-                self.gate_auc.update_state(agrees, tf.sigmoid(terms.gate_logit), sample_weight=terms.gate_labelled)
+                self.gate_auc.update_state(agrees, tf.sigmoid(terms.gate_logit), sample_weight=known)
         return {metric.name: metric.result() for metric in self.all}
 
 
@@ -227,11 +211,6 @@ def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 def _mean_bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(_bce(labels, logits))
-
-
-def _llm_agrees(pairs: dict) -> tf.Tensor:
-    """1.0 where the LLM's order matches the observed outcome (meaningful where it is known)."""
-    return tf.cast(tf.equal(pairs["outcome"], 1), tf.float32)
 
 
 def _any_longtail(pairs: dict) -> tf.Tensor:

@@ -51,7 +51,6 @@ class TrainConfig:
     gate_weight: float = 1.0  # mu
     pairs_per_example: float = 0.1  # 1.2x the backbone rows per step: within the <= 1.3x cost goal
     confidence_weighting: bool = False
-    outcome_holdout: float = 0.0  # share of train rows kept out of the BCE for the gate (outcome_holdout.py)
     shuffle_buffer: int = 10_000
     embedding_dim: int = 32
     mlp_units: tuple[int, ...] = (200, 80)
@@ -74,10 +73,6 @@ class TrainConfig:
         for name in ("pair_weight", "gate_weight", "l2"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.outcome_holdout and not method.has_gate:
-            raise ValueError(f"outcome_holdout is for the gate's methods; {self.method!r} has no gate")
-        if not 0.0 <= self.outcome_holdout < 1.0:
-            raise ValueError(f"outcome_holdout must be in [0, 1), got {self.outcome_holdout}")
         if method.uses_pairs and not self.pairs_per_example > 0:
             raise ValueError(f"pairs_per_example must be > 0, got {self.pairs_per_example}")
         self.backbone_config()  # its own checks
@@ -106,8 +101,7 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     vocab_sizes = features.vocab_sizes(data.stats)
     backbone = build_backbone(config.backbone, vocab_sizes, config.backbone_config())
     model = TrainingModel(backbone, method, pair_weight=config.pair_weight, gate_weight=config.gate_weight,
-                          confidence_weighting=config.confidence_weighting,
-                          outcome_holdout=config.outcome_holdout, holdout_seed=config.seed)
+                          confidence_weighting=config.confidence_weighting)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     train_batches = training_batches(config.data_dir, config.batch_size, config.seed, table,
                                      config.pairs_per_example, config.shuffle_buffer)
@@ -177,9 +171,7 @@ def _claim_model_dir(config: TrainConfig, overwrite: bool, log: Log) -> str:
                                   "use another --model_dir")
         artifacts.write_json(config_path, config.to_json())
         return "new"
-    # A setting added after the run was written counts as its default.
-    defaults = TrainConfig(data_dir="", model_dir="").to_json()
-    differing = sorted(k for k, v in config.to_json().items() if saved.get(k, defaults[k]) != v)
+    differing = sorted(k for k, v in config.to_json().items() if saved.get(k) != v)
     if differing:
         raise ValueError(f"{config.model_dir} holds a run with other settings ({', '.join(differing)}); "
                          "use another --model_dir or --overwrite")
@@ -223,8 +215,8 @@ def metrics_summary(metrics: dict) -> str:
 
 def _gate_summary(gate: dict) -> str:
     means = ", ".join(f"{k} {v:.3f}" for k, v in gate["alpha_mean"].items() if v is not None)
-    aucs = ", ".join(f"{k} {v['auc']:.3f} (n={v['n']:,})" for k, v in gate["agreement_auc"].items()
-                     if v["auc"] is not None)
-    line = f"gate over {gate['pairs']:,} pairs: mean alpha {means}; AUC of alpha for LLM agreement: {aucs or 'n/a'}"
+    known = gate["agreement_auc"]
+    line = (f"gate over {gate['pairs']:,} pairs: mean alpha {means}; AUC of alpha for the LLM's agreement "
+            f"with train outcomes " + (f"{known['auc']:.3f} (n={known['n']:,})" if known["auc"] is not None else "n/a"))
     rho = gate["spearman_true_correct_prob"]
-    return line + (f"; Spearman with true correctness {rho:.3f}" if rho is not None else "")
+    return line + (f"; Spearman with the true correctness {rho:.3f}" if rho is not None else "")

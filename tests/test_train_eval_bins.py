@@ -138,3 +138,16 @@ def test_a_model_dir_is_never_reused_for_other_settings(world, tmp_path):
     metrics = train(TrainConfig(**{**config.__dict__, "method": "kd", "pairs_dir": pairs_dir}), overwrite=True,
                     verbose=0, log=lambda _: None)
     assert metrics["method"] == "kd" and np.isfinite(metrics["test"]["overall"]["auc"])
+
+
+def test_a_run_moved_to_another_directory_is_the_same_finished_run(world, tmp_path):
+    data_dir, _ = world
+    config = TrainConfig(data_dir=data_dir, model_dir=str(tmp_path / "m"), method="base", epochs=1,
+                         num_bootstrap=10)
+    first = train(config, verbose=0, log=lambda _: None)
+    os.rename(config.model_dir, tmp_path / "moved")
+    lines = []
+    again = train(TrainConfig(**{**config.__dict__, "model_dir": str(tmp_path / "moved")}), verbose=0,
+                  log=lines.append)
+    assert any("already trained" in line for line in lines)
+    assert again["test"]["overall"]["auc"] == first["test"]["overall"]["auc"]

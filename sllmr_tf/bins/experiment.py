@@ -29,7 +29,8 @@ flags.DEFINE_list("methods", ["base", "kd", "heuristic", "sllmr"], "Methods to t
 flags.DEFINE_integer("seeds", 3, "Seeds 0..seeds-1 per backbone and method.")
 flags.DEFINE_integer("epochs", 20, "Maximum epochs per run (early stopping on validation AUC).")
 flags.DEFINE_integer("batch_size", 128, "Training batch size.")
-flags.DEFINE_float("pair_weight", 0.1, "lambda: weight of the LLM loss term.")
+flags.DEFINE_float("pair_weight", TrainConfig.pair_weight, "lambda: weight of the LLM loss term.")
+flags.DEFINE_float("pairs_per_example", TrainConfig.pairs_per_example, "LLM pairs joined per training example.")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -39,10 +40,14 @@ def main(argv: Sequence[str]) -> None:
     runs = [(b, m, s) for b in FLAGS.backbones for m in FLAGS.methods for s in range(FLAGS.seeds)]
     for k, (backbone, method, seed) in enumerate(runs, start=1):
         print(f"[{k}/{len(runs)}] {backbone} / {method} / seed {seed}", flush=True)
+        # Pair settings only where pairs are used: a base run is then the same run in every
+        # experiment on the same data, and its directory can be shared between them.
+        pair_settings = dict(pairs_dir=FLAGS.pairs_dir, pair_weight=FLAGS.pair_weight,
+                             pairs_per_example=FLAGS.pairs_per_example) if methods.get_method(method).uses_pairs else {}
         config = TrainConfig(
             data_dir=FLAGS.data_dir, model_dir=os.path.join(FLAGS.work_dir, "runs", backbone, method, f"seed{seed}"),
-            backbone=backbone, method=method, pairs_dir=FLAGS.pairs_dir if method != "base" else None,
-            seed=seed, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, pair_weight=FLAGS.pair_weight)
+            backbone=backbone, method=method, seed=seed, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+            **pair_settings)
         train(config, verbose=0, log=lambda line: None)
     summary = results.summarize(results.collect(os.path.join(FLAGS.work_dir, "runs")))
     paths = results.write(summary, FLAGS.work_dir)

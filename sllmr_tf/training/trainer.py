@@ -171,7 +171,8 @@ def _claim_model_dir(config: TrainConfig, overwrite: bool, log: Log) -> str:
                                   "use another --model_dir")
         artifacts.write_json(config_path, config.to_json())
         return "new"
-    differing = sorted(k for k, v in config.to_json().items() if saved.get(k) != v)
+    # Where the run lives is not a setting: a run moved or linked elsewhere is the same run.
+    differing = sorted(k for k, v in config.to_json().items() if k != "model_dir" and saved.get(k) != v)
     if differing:
         raise ValueError(f"{config.model_dir} holds a run with other settings ({', '.join(differing)}); "
                          "use another --model_dir or --overwrite")

@@ -22,12 +22,14 @@ from sllmr_tf import features
 from sllmr_tf.training.evaluation import auc
 from sllmr_tf.training.inputs import interaction_batches
 from sllmr_tf.training.join import PAIRS_KEY
+from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import PairsTable
 
 _USER_SIDE = tuple(f.name for f in features.model_features() if not f.item_side)
 
 
-def score_every_pair(model, data_dir: str, table: PairsTable, chunk: int = 4096) -> dict[str, np.ndarray]:
+def score_every_pair(model: TrainingModel, data_dir: str, table: PairsTable,
+                     chunk: int = 4096) -> dict[str, np.ndarray]:
     """alpha and the gate's input signals of each pair of `table`, in table order."""
     rows = _one_train_row_per_user(data_dir, num_users=len(table.offsets) - 1)
     parts: dict[str, list] = {"alpha": [], "signals": []}
@@ -46,7 +48,8 @@ def score_every_pair(model, data_dir: str, table: PairsTable, chunk: int = 4096)
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def gate_report(model, data_dir: str, table: PairsTable) -> dict:
+def gate_report(model: TrainingModel, data_dir: str, table: PairsTable) -> dict:
+    """metrics.json's "gate" block for a model with a gate and the pairs it trained on."""
     scored = score_every_pair(model, data_dir, table)
     alpha = scored["alpha"]
     cols = table.columns

@@ -23,8 +23,8 @@ from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.models.registry import backbone_names, build_backbone
 from sllmr_tf.training import artifacts, callbacks as callbacks_lib, methods as methods_lib
-from sllmr_tf.training.inputs import interaction_batches, training_batches
 from sllmr_tf.training.gate_report import gate_report
+from sllmr_tf.training.inputs import interaction_batches, training_batches
 from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table
 from sllmr_tf.training.prediction import evaluate_split

@@ -35,6 +35,7 @@ from absl import app, flags
 import tensorflow as tf
 
 from sllmr_tf import features
+from sllmr_tf.bench.timing import StepTimes
 from sllmr_tf.data import dataset_dir, pipeline
 from sllmr_tf.experiments import results
 from sllmr_tf.models import BackboneConfig, build_backbone
@@ -128,24 +129,6 @@ def deepctr_model(name: str, vocab_sizes: Mapping[str, int], seed: int) -> tf.ke
                   loss=tf.keras.losses.BinaryCrossentropy(from_logits=False),
                   steps_per_execution=FLAGS.steps_per_execution)
     return model
-
-
-class StepTimes(tf.keras.callbacks.Callback):
-    """Wall seconds of each training step of an epoch, from one batch end to the next."""
-
-    def __init__(self):
-        super().__init__()
-        self._supports_tf_logs = True  # no per-step conversion of the logs to numpy
-        self.seconds: list[float] = []
-        self._last = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._last = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
-        self.seconds.append(now - self._last)
-        self._last = now
 
 
 @dataclasses.dataclass

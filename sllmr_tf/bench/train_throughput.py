@@ -5,7 +5,8 @@
 
 For each backbone it times `--steps` training steps (after `--warmup` steps
 that absorb tracing) of the `base` and the `sllmr` method on the same prepared
-data, alternating the two `--repeats` times and keeping each one's median, and the input pipeline of each alone (read + parse + join, no model).
+data, alternating the two `--repeats` times (wall: the median step; CPU time: the
+median run), and the input pipeline of each alone (read + parse + join, no model).
 Goals: sllmr / base time per example <= 1.3; input pipeline >= 5x training.
 Prints a Markdown table (examples/s) and optionally writes it as JSON.
 """
@@ -23,6 +24,7 @@ import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf import features
+from sllmr_tf.bench.timing import StepTimes
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.models.registry import backbone_names, build_backbone
@@ -48,13 +50,17 @@ METHODS = ("base", "sllmr")
 
 
 def input_examples_per_s(dataset: tf.data.Dataset, batches: int) -> float:
+    """Examples over the median time between two batches, as training steps are timed."""
     iterator = iter(dataset)
     next(iterator)  # start-up (threads, first shard open) is not throughput
-    examples, start = 0, time.perf_counter()
+    sizes, seconds, last = [], [], time.perf_counter()
     for _ in range(batches):
         x, _ = next(iterator)
-        examples += int(x["user_id"].shape[0])
-    return examples / (time.perf_counter() - start)
+        now = time.perf_counter()
+        sizes.append(int(x["user_id"].shape[0]))
+        seconds.append(now - last)
+        last = now
+    return float(np.median(sizes)) / float(np.median(seconds))
 
 
 def compiled_model(backbone_name: str, method: str, vocab: dict) -> TrainingModel:
@@ -66,21 +72,22 @@ def compiled_model(backbone_name: str, method: str, vocab: dict) -> TrainingMode
 
 def train_examples_per_s(models: dict, datasets: dict, batch_size: int, steps: int, warmup: int,
                          repeats: int) -> dict[str, tuple[float, float]]:
-    """(examples per wall second, per CPU second of this process) of each method: medians over
-    `repeats` alternating timed runs, so load on a shared machine hits both methods alike. CPU
-    time is the steadier cost measure where other processes compete for the cores."""
+    """(examples per wall second, per CPU second of this process) of each method: the median
+    step over `repeats` alternating timed runs, and the median run's CPU time, so load on a
+    shared machine hits both methods alike. CPU time is the steadier cost measure where other
+    processes compete for the cores."""
     for method, model in models.items():
         model.fit(datasets[method], steps_per_epoch=warmup, epochs=1, verbose=0)
-    wall: dict[str, list[float]] = {method: [] for method in models}
+    step_seconds: dict[str, list[float]] = {method: [] for method in models}
     cpu: dict[str, list[float]] = {method: [] for method in models}
     for _ in range(repeats):
         for method, model in models.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            model.fit(datasets[method], steps_per_epoch=steps, epochs=1, verbose=0)
-            wall[method].append(time.perf_counter() - start)
+            timer, start_cpu = StepTimes(), time.process_time()
+            model.fit(datasets[method], steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
+            step_seconds[method] += timer.seconds
             cpu[method].append(time.process_time() - start_cpu)
-    examples = steps * batch_size
-    return {m: (examples / float(np.median(wall[m])), examples / float(np.median(cpu[m]))) for m in models}
+    return {m: (batch_size / float(np.median(step_seconds[m])), steps * batch_size / float(np.median(cpu[m])))
+            for m in models}
 
 
 def measure(data_dir: str, pairs_dir: str, backbones: Sequence[str], batch_size: int, steps: int, warmup: int,

@@ -19,6 +19,7 @@ import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf import features
+from sllmr_tf.training.callbacks import segment_masks
 from sllmr_tf.training.evaluation import auc
 from sllmr_tf.training.inputs import interaction_batches
 from sllmr_tf.training.join import PAIRS_KEY
@@ -53,20 +54,18 @@ def gate_report(model: TrainingModel, data_dir: str, table: PairsTable) -> dict:
     scored = score_every_pair(model, data_dir, table)
     alpha = scored["alpha"]
     cols = table.columns
-    cold = cols["is_cold_user"] > 0
-    longtail = (table.sides["a"]["is_longtail_item"] > 0) | (table.sides["b"]["is_longtail_item"] > 0)
+    segments = segment_masks({"is_cold_user": cols["is_cold_user"],
+                              "longtail": (table.sides["a"]["is_longtail_item"] > 0)
+                              | (table.sides["b"]["is_longtail_item"] > 0)})
     known = cols["outcome"] != features.OUTCOME_UNKNOWN
     agrees = (cols["outcome"] == 1).astype(np.float64)
-
-    def mean(mask: np.ndarray) -> float | None:
-        return round(float(alpha[mask].mean()), 4) if mask.any() else None
 
     agreement_auc = auc(agrees[known], alpha[known]) if known.any() else float("nan")
 
     report = {
         "pairs": len(alpha),
-        "alpha_mean": {"all": mean(np.ones_like(cold)), "cold_start": mean(cold), "longtail": mean(longtail),
-                       "head": mean(~cold & ~longtail)},
+        "alpha_mean": {name: round(float(alpha[mask].mean()), 4) if mask.any() else None
+                       for name, mask in segments.items()},
         "agreement_auc": {"n": int(known.sum()),
                           "auc": None if np.isnan(agreement_auc) else round(agreement_auc, 4)},
         "spearman_true_correct_prob": None,
@@ -78,14 +77,19 @@ def gate_report(model: TrainingModel, data_dir: str, table: PairsTable) -> dict:
 
 
 def _one_train_row_per_user(data_dir: str, num_users: int) -> dict[str, np.ndarray]:
-    """User-side features indexed by user id (the user's first train row; zeros for absent users)."""
-    batches = [x for x, _ in interaction_batches(data_dir, "train", 65536)]
-    users = np.concatenate([x["user_id"].numpy() for x in batches])
-    _, first = np.unique(users, return_index=True)
-    out = {}
-    for name in _USER_SIDE:
-        values = np.concatenate([x[name].numpy() for x in batches])
-        table = np.zeros((num_users,) + values.shape[1:], values.dtype)
-        table[users[first]] = values[first]
-        out[name] = table
+    """User-side features indexed by user id (the user's first train row; zeros for absent users).
+
+    Streams the split, keeping one row per user, so memory is per user, not per row."""
+    out: dict[str, np.ndarray] = {}
+    seen = np.zeros(num_users, bool)
+    for x, _ in interaction_batches(data_dir, "train", 65536):
+        users = x["user_id"].numpy()
+        _, first = np.unique(users, return_index=True)
+        new = first[~seen[users[first]]]
+        for name in _USER_SIDE:
+            values = x[name].numpy()
+            if name not in out:
+                out[name] = np.zeros((num_users,) + values.shape[1:], values.dtype)
+            out[name][users[new]] = values[new]
+        seen[users[new]] = True
     return out

@@ -1,12 +1,67 @@
 """sllmr-tf: Selective LLM-Guided Regularization for TensorFlow recommenders.
 
-TensorFlow Recommenders needs Keras 2, so the whole training stack runs on
-`tf_keras`. The switch must be set before TensorFlow is first imported and it
-is set here, once: every module of the package is imported through this file.
+This is the one place the package configures TensorFlow, before TensorFlow is
+first imported (every module is imported through this file):
+
+- TensorFlow Recommenders needs Keras 2, so the training stack runs on
+  `tf_keras` (TF_USE_LEGACY_KERAS=1).
+- Quiet by default: TensorFlow's C++ logs (level 3) and the lines its shared
+  libraries print while they load, before its logging is set up ("All log
+  messages before absl::InitializeLog()", cuda stubs on a CPU machine), which
+  users read as failures. SLLMR_TF_LOGS=1 (or a binary's --verbosity flag)
+  brings them back. Python warnings stay visible.
 """
+import contextlib
+import importlib.abc
+import importlib.util
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+LOGS_VARIABLE = "SLLMR_TF_LOGS"
+
+
+def tensorflow_logs_wanted() -> bool:
+    return os.environ.get(LOGS_VARIABLE, "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Send file descriptor 2 to /dev/null (C++ code writes there, past sys.stderr)."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Loads the `tensorflow` package with stderr silenced, unless TensorFlow's logs are wanted then."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or tensorflow_logs_wanted():
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            with _stderr_silenced():
+                load(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if not tensorflow_logs_wanted():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 __version__ = "0.1.0"

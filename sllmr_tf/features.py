@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -109,21 +109,60 @@ def vocab_sizes(stats: Mapping) -> dict[str, int]:
     return {v: int(stats["vocab_sizes"][v]) + 1 for v in VOCABULARIES}
 
 
-def to_example(values: Mapping[str, object], features: Iterable[Feature] = FEATURES):
-    """Encode one record as a tf.train.Example, checking every shape."""
+def iter_examples(columns: Mapping[str, object], features: Iterable[Feature] = FEATURES) -> Iterator:
+    """Encode rows as tf.train.Examples: `columns[name]` holds every row's value of that feature.
+
+    A feature missing from `columns` takes its default in every row; a column
+    whose values do not fit the feature's shape raises ValueError naming it.
+
+    Args:
+        columns: feature name -> array-like with one entry (of the feature's shape) per row.
+        features: the features to encode (default: the whole spec).
+
+    Yields:
+        One tf.train.Example per row.
+    """
     import tensorflow as tf
 
-    feats = {}
+    features = tuple(features)
+    present = [f.name for f in features if f.name in columns]
+    n = int(np.shape(columns[present[0]])[0]) if present else 0
+    lists = {}
     for f in features:
-        value = np.asarray(values.get(f.name, f.default), dtype=f.numpy_dtype).reshape(-1)
-        expected = int(np.prod(f.shape)) if f.shape else 1
-        if value.size != expected:
-            raise ValueError(f"feature {f.name!r}: expected {expected} values, got {value.size}")
-        if f.dtype == "int64":
-            feats[f.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value.tolist()))
+        width = int(np.prod(f.shape)) if f.shape else 1
+        if f.name in columns:
+            values = np.asarray(columns[f.name], dtype=f.numpy_dtype).reshape(-1)
+            if values.size != n * width:
+                raise ValueError(f"feature {f.name!r}: expected {width} values per row, got {values.size} "
+                                 f"values for {n} rows")
         else:
-            feats[f.name] = tf.train.Feature(float_list=tf.train.FloatList(value=value.tolist()))
-    return tf.train.Example(features=tf.train.Features(feature=feats))
+            values = np.full(n * width, f.default, dtype=f.numpy_dtype)
+        lists[f.name] = (f.dtype, values.reshape(n, width).tolist())
+    for row in range(n):
+        feats = {}
+        for name, (dtype, values) in lists.items():
+            if dtype == "int64":
+                feats[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values[row]))
+            else:
+                feats[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values[row]))
+        yield tf.train.Example(features=tf.train.Features(feature=feats))
+
+
+def to_example(values: Mapping[str, object], features: Iterable[Feature] = FEATURES):
+    """Encode one record (feature name -> value of the feature's shape) as a tf.train.Example."""
+    features = tuple(features)
+    for f in features:
+        if f.name in values:
+            size = np.asarray(values[f.name]).size
+            expected = int(np.prod(f.shape)) if f.shape else 1
+            if size != expected:
+                raise ValueError(f"feature {f.name!r}: expected {expected} values, got {size}")
+    return next(iter_examples({name: [value] for name, value in values.items()}, features))
+
+
+def serialize(example) -> bytes:
+    """The bytes of a tf.train.Example, the same on every run (map fields in key order)."""
+    return example.SerializeToString(deterministic=True)
 
 
 def parse_spec(features: Iterable[Feature] = FEATURES) -> dict:

@@ -5,15 +5,17 @@ import pytest
 
 import sllmr_tf  # noqa: F401  (Keras 2 switch before TensorFlow loads)
 from sllmr_tf.data import prepare as prepare_lib
-from sllmr_tf.data.readers import source_factory
+from sllmr_tf.data.config import PrepareConfig
+from sllmr_tf.data.readers import open_source
+
+# The test datasets use leave-last-out with one sampled negative: small and fast.
+SMALL_PROTOCOL = {"test_k": 1, "valid_k": 1, "eval_negatives": 1}
 
 
 def prepare_dataset(data_dir: str, **overrides) -> dict:
-    """Run the prepare library on a dataset; returns its stats."""
-    config = prepare_lib.PrepareConfig(**{"dataset": "movielens100k", **overrides})
-    source = source_factory(config.dataset)(raw_dir=config.raw_dir, category=config.category,
-                                            **dict(config.source_options))
-    return prepare_lib.prepare(config, source, data_dir, log=lambda _: None)
+    """Run the prepare library on a dataset (leave-last-out unless overridden); returns its stats."""
+    config = PrepareConfig(**{"dataset": "movielens100k", **SMALL_PROTOCOL, **overrides})
+    return prepare_lib.prepare(config, open_source(config), data_dir, log=lambda _: None)
 
 
 @pytest.fixture(scope="session")

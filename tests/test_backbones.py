@@ -10,7 +10,10 @@ import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf import features
-from sllmr_tf.models import BackboneConfig, backbone_names, build_backbone
+from sllmr_tf.errors import ConfigError
+from sllmr_tf.models.backbones import BACKBONES
+from sllmr_tf.models.build import build_backbone
+from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.models.embedding import FeatureEmbedding
 from sllmr_tf.models.layers import (CompressedInteraction, FactorizationMachine, LocalActivationPooling,
                                     SelfAttentionInteraction, VectorCross)
@@ -18,7 +21,7 @@ from sllmr_tf.models.layers import (CompressedInteraction, FactorizationMachine,
 VOCAB_SIZES = {"user": 41, "item": 61, "category": 7, "brand": 6}
 TINY = BackboneConfig(embedding_dim=8, mlp_units=(16, 8), din_attention_units=(8, 4),
                       autoint_attention_size=8, xdeepfm_cin_units=(8, 8))
-ALL = backbone_names()
+ALL = BACKBONES.names()
 
 
 def synthetic_examples(n: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -138,12 +141,12 @@ def test_backbone_rebuilds_from_its_config_with_identical_outputs(name):
 
 
 def test_unknown_backbone_names_the_known_ones():
-    with pytest.raises(ValueError, match="unknown backbone 'fm2'.*deepfm"):
+    with pytest.raises(ConfigError, match="unknown backbone 'fm2'.*deepfm"):
         build_backbone("fm2", VOCAB_SIZES)
 
 
 def test_missing_vocabulary_is_a_clear_error():
-    with pytest.raises(ValueError, match="brand"):
+    with pytest.raises(ConfigError, match="brand"):
         build_backbone("dnn", {k: v for k, v in VOCAB_SIZES.items() if k != "brand"})
 
 
@@ -169,7 +172,7 @@ def test_mixed_bfloat16_backbone_keeps_float32_tables_and_logit_and_learns(name)
 def test_config_rejects_values_no_backbone_can_honour():
     for bad in (dict(embedding_dim=0), dict(dropout=1.0), dict(l2=-1.0), dict(dtype_policy="float16"),
                 dict(autoint_attention_size=63)):
-        with pytest.raises(ValueError):
+        with pytest.raises(ConfigError):
             BackboneConfig(**bad)
 
 
@@ -214,9 +217,9 @@ def test_factorization_machine_sums_inner_products_over_field_pairs():
 def test_vector_cross_is_x0_times_projection_of_x_plus_bias_plus_x():
     x0, x = _random(3, 6), _random(3, 6, seed=1)
     layer = VectorCross()
-    layer([x0, x])  # builds the weights
+    layer(x0, x)  # builds the weights
     layer.bias.assign(_random(6, seed=2))  # a non-zero bias, so the test sees it
-    out = layer([x0, x]).numpy()
+    out = layer(x0, x).numpy()
     w, b = layer.kernel.numpy()[:, 0], layer.bias.numpy()
     np.testing.assert_allclose(out, x0 * (x @ w)[:, None] + b + x, rtol=1e-5, atol=1e-6)
 

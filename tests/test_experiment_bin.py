@@ -35,6 +35,6 @@ def test_experiment_trains_every_run_and_tabulates_gains_over_base_paired_by_see
     assert os.path.exists(os.path.join(work_dir, "results.png"))
 
     # Another lambda and pair rate: the base runs are the same runs, reused rather than refused.
-    again = experiment(world, work_dir, "--methods=base", "--pair_weight=1.0", "--pairs_per_example=1.0")
+    again = experiment(world, work_dir, "--methods=base", "--llm_loss_weight=1.0", "--pairs_per_example=1.0")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "| dnn | base | overall | 2 |" in again.stdout

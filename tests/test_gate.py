@@ -31,7 +31,8 @@ from sllmr_tf.training.callbacks import pair_weight_sample
 from sllmr_tf.training.gate_report import score_every_pair
 from sllmr_tf.training.inputs import training_batches
 from sllmr_tf.training.pairs_table import load_pairs_table
-from sllmr_tf.training.trainer import TrainConfig, train
+from sllmr_tf.training.config import TrainConfig
+from sllmr_tf.training.trainer import train
 
 SEED = 0
 MIN_SPEARMAN_AS_TRAINED = 0.5
@@ -69,15 +70,15 @@ def test_gate_trusts_the_llm_where_it_is_reliable_and_tracks_its_true_correctnes
     table = load_pairs_table(pairs_dir, DatasetDir(data_dir))
     joined = pair_weight_sample(kept.model, list(training_batches(data_dir, 512, seed=SEED + 1, table=table,
                                                                   pairs_per_example=4.0)))
-    rho_as_trained = scipy.stats.spearmanr(joined["alpha"], joined["true_correct_prob"])[0]
+    rho_as_trained = scipy.stats.spearmanr(joined["weight"], joined["true_correct_prob"])[0]
     scored = score_every_pair(kept.model, data_dir, table)
     alpha, signals = scored["alpha"], scored["signals"]
     truth = table.columns["true_correct_prob"]
     cold = table.columns["is_cold_user"] > 0
-    heavy = table.columns["user_hist_len"] >= backend.profile.heavy_min_history
+    heavy = table.columns["user_train_positives"] >= backend.profile.heavy_min_history
     rho = scipy.stats.spearmanr(alpha, truth)[0]
     ceiling = best_spearman_from(signals, truth)
-    print(f"\nSpearman(alpha, true_correct_prob): {rho_as_trained:.3f} over {joined['alpha'].size:,} pairs "
+    print(f"\nSpearman(alpha, true_correct_prob): {rho_as_trained:.3f} over {joined['weight'].size:,} pairs "
           f"as training joins them, {rho:.3f} over all {len(alpha):,} pairs once, where the best function "
           f"of the gate's signals reaches {ceiling:.3f}; mean alpha: cold-start "
           f"users {alpha[cold].mean():.3f} ({cold.sum():,} pairs), heavy users {alpha[heavy].mean():.3f} "

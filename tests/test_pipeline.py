@@ -4,6 +4,7 @@ import pytest
 
 from sllmr_tf import features
 from sllmr_tf.data import pipeline
+from sllmr_tf.errors import ConfigError
 
 
 def read_all(dataset):
@@ -38,5 +39,5 @@ def test_workers_read_disjoint_files_that_together_cover_the_split(movielens_dir
 
 
 def test_more_workers_than_files_is_an_error(movielens_dir):
-    with pytest.raises(ValueError, match="cannot feed 3 workers"):
+    with pytest.raises(ConfigError, match="cannot feed 3 workers"):
         pipeline.make_dataset(movielens_dir, "test", 8, worker_index=2, num_workers=3)

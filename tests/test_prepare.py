@@ -14,6 +14,7 @@ from conftest import prepare_dataset
 from sllmr_tf import features
 from sllmr_tf.data import dataset_dir, pipeline
 from sllmr_tf.data.readers.movielens import bundled_movielens_dir
+from sllmr_tf.errors import ArtifactError, BadRecordError
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_rerun_with_the_same_config_changes_nothing(movielens_dir):
 
 
 def test_another_config_needs_overwrite(movielens_dir):
-    with pytest.raises(FileExistsError, match="overwrite"):
+    with pytest.raises(ArtifactError, match="overwrite"):
         prepare_dataset(movielens_dir, dataset="movielens100k", num_shards=3)
 
 
@@ -144,7 +145,7 @@ def test_a_failed_run_leaves_no_dataset_and_no_temporary_files(tmp_path):
     shutil.copytree(bundled_movielens_dir(), raw)
     with open(raw / "ml-100k.inter", "a") as f:
         f.write("7\t8\tfive\t881250949\n")
-    with pytest.raises(ValueError, match=r"ml-100k\.inter:100002: field 'rating'"):
+    with pytest.raises(BadRecordError, match=r"ml-100k\.inter:100002: field 'rating'"):
         prepare_dataset(str(tmp_path / "out"), raw_dir=str(raw))
     assert os.listdir(tmp_path) == ["raw"]
 

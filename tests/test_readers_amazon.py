@@ -7,9 +7,10 @@ import shutil
 
 import pytest
 
-from sllmr_tf.data.readers import source_factory
+from sllmr_tf.data.readers import SOURCES
 from sllmr_tf.data.readers.amazon import DESCRIPTION_CHARS, Amazon2014, Amazon2018, Amazon2023
-from sllmr_tf.data.records import BadRecordError, BadRecordPolicy, Interaction, ItemInfo
+from sllmr_tf.data.records import BadRecordPolicy, Interaction, ItemInfo
+from sllmr_tf.errors import BadRecordError, ConfigError
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 RELEASES = {  # reader, fixture dir, its category, review file, meta file
@@ -41,7 +42,7 @@ def write_like(src: pathlib.Path, dst: pathlib.Path, lines):
 
 @pytest.mark.parametrize("name", RELEASES)
 def test_registry_names_the_three_releases(name):
-    assert source_factory(name) is RELEASES[name][0]
+    assert SOURCES.get(name) is RELEASES[name][0]
 
 
 def test_2014_reviews_become_interactions_in_file_order():
@@ -97,10 +98,13 @@ def test_duplicate_meta_rows_are_all_yielded_in_file_order(name):
 
 
 def test_prepare_keeps_the_first_meta_row_of_a_duplicated_asin(tmp_path):
+    from conftest import SMALL_PROTOCOL
     from sllmr_tf.data import prepare as prepare_lib
+    from sllmr_tf.data.config import PrepareConfig
     from sllmr_tf.data.dataset_dir import DatasetDir
 
-    config = prepare_lib.PrepareConfig(dataset="amazon2014", raw_dir=str(FIXTURES / "amazon2014"), num_shards=1)
+    config = PrepareConfig(dataset="amazon2014", raw_dir=str(FIXTURES / "amazon2014"), num_shards=1,
+                           **SMALL_PROTOCOL)
     stats = prepare_lib.prepare(config, Amazon2014(config.raw_dir), str(tmp_path / "data"), log=lambda _: None)
     titles = {row["id"]: row["title"] for row in DatasetDir(str(tmp_path / "data")).items()}
     assert stats["num_interactions"] == 10
@@ -155,7 +159,7 @@ def test_several_categories_require_a_choice_which_is_case_insensitive(tmp_path)
     for category in ("Beauty", "Toys_and_Games"):
         for template in ("reviews_{}_5.json.gz", "meta_{}.json.gz"):
             shutil.copy(FIXTURES / "amazon2014" / template.format("Beauty"), tmp_path / template.format(category))
-    with pytest.raises(ValueError, match="several amazon2014 categories .*Beauty, Toys_and_Games"):
+    with pytest.raises(ConfigError, match="several amazon2014 categories .*Beauty, Toys_and_Games"):
         Amazon2014(str(tmp_path))
     source = Amazon2014(str(tmp_path), category="toys_and_games")
     assert source.category == "Toys_and_Games"
@@ -163,12 +167,12 @@ def test_several_categories_require_a_choice_which_is_case_insensitive(tmp_path)
 
 
 def test_an_unknown_category_lists_the_ones_present():
-    with pytest.raises(ValueError, match="'Electronics'; found Beauty"):
+    with pytest.raises(ConfigError, match="'Electronics'; found Beauty"):
         Amazon2014(str(FIXTURES / "amazon2014"), category="Electronics")
 
 
 def test_a_raw_dir_without_review_files_names_the_expected_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no amazon2018 review file \(<Category>_5.json.gz\)"):
+    with pytest.raises(ConfigError, match=r"no amazon2018 review file \(<Category>_5.json.gz\)"):
         Amazon2018(str(tmp_path))
 
 

@@ -13,7 +13,8 @@ import pytest
 from sllmr_tf.data.readers.amazon import Amazon2014, Amazon2018, Amazon2023
 from sllmr_tf.data.readers.movielens import MovieLens100k
 from sllmr_tf.data.readers.tabular import TabularSource
-from sllmr_tf.data.records import BadRecordError, BadRecordPolicy, RawSource, read_lines
+from sllmr_tf.data.records import BadRecordPolicy, RawSource, read_lines
+from sllmr_tf.errors import BadRecordError
 
 
 def test_bundled_movielens_has_the_published_counts():

@@ -8,9 +8,10 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from sllmr_tf.data.readers import source_factory
+from sllmr_tf.data.readers import SOURCES
 from sllmr_tf.data.readers.tabular import TabularSource
-from sllmr_tf.data.records import BadRecordError, BadRecordPolicy, Interaction, ItemInfo
+from sllmr_tf.data.records import BadRecordPolicy, Interaction, ItemInfo
+from sllmr_tf.errors import BadRecordError, ConfigError
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "tabular"
 HEADER = "user_id,item_id,rating,timestamp"
@@ -28,7 +29,7 @@ def write_csv(path: pathlib.Path, *lines: str) -> pathlib.Path:
 
 
 def test_csv_source_is_registered_as_csv():
-    assert source_factory("csv") is TabularSource
+    assert SOURCES.get("csv") is TabularSource
 
 
 def test_csv_with_bom_crlf_quotes_blank_lines_and_unicode_is_read():
@@ -78,11 +79,11 @@ def test_duplicate_item_rows_are_all_yielded_in_file_order(tmp_path):
 
 
 def test_a_missing_interactions_table_or_two_of_them_are_config_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no interactions table"):
+    with pytest.raises(ConfigError, match="no interactions table"):
         TabularSource(str(tmp_path))
     shutil.copy(FIXTURES / "interactions.csv", tmp_path)
     (tmp_path / "interactions.parquet").write_bytes(b"")
-    with pytest.raises(ValueError, match="several interactions tables"):
+    with pytest.raises(ConfigError, match="several interactions tables"):
         TabularSource(str(tmp_path))
 
 

@@ -5,12 +5,13 @@ import math
 
 import pytest
 
+from sllmr_tf import segments
 from sllmr_tf.experiments import results
 
 
 def write_run(root, backbone, method, seed, aucs, too_small=()):
     blocks = {}
-    for segment in results.SEGMENTS:
+    for segment in segments.EVAL_SEGMENTS:
         auc = aucs.get(segment, 0.7)
         blocks[segment] = {"auc": auc, "auc_ci95": [auc - 0.01, auc + 0.01], "n": 1000,
                            "too_small": segment in too_small}
@@ -61,5 +62,5 @@ def test_tables_and_plot_are_written(tmp_path):
     md, table, png = paths
     assert "| dnn | sllmr | overall | 1 | 1,000 | 0.7200 |" in open(md).read()
     rows = list(csv.DictReader(open(table)))
-    assert len(rows) == 2 * len(results.SEGMENTS)
+    assert len(rows) == 2 * len(segments.EVAL_SEGMENTS)
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from sllmr_tf import features
-from sllmr_tf.scoring.candidates import CandidateConfig, iter_lists, user_lists
+from sllmr_tf.scoring.candidates import iter_lists, user_lists
+from sllmr_tf.scoring.config import CandidateConfig
+from sllmr_tf.errors import ConfigError
 
 NUM_ITEMS = 400
 IS_LONGTAIL = np.zeros(NUM_ITEMS + 1, bool)
@@ -104,5 +106,5 @@ def test_long_tail_candidates_grow_by_longtail_factor(factor):
                                           ("lists_per_user", 0), ("cold_user_factor", 0.5),
                                           ("longtail_factor", 0.0), ("history_length", -1)])
 def test_bad_config_is_rejected_with_the_field_named(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ConfigError, match=field):
         _lists(dataclasses.replace(CandidateConfig(), **{field: value}))

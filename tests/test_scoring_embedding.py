@@ -13,6 +13,7 @@ from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.scoring import embedding_backend
 from sllmr_tf.scoring.base import RankRequest
 from sllmr_tf.scoring.embedding_backend import EMBEDDING_DIM, EmbeddingBackend, SentenceEncoder
+from sllmr_tf.errors import ConfigError
 
 # The similarity matrix the sentence-transformers documentation publishes for these
 # sentences under all-MiniLM-L6-v2 (computed there with PyTorch).
@@ -130,9 +131,9 @@ def test_a_user_without_history_gets_no_answer(tmp_path):
 
 
 def test_rejects_invalid_profile_settings(tmp_path):
-    with pytest.raises(ValueError, match="profile_decay"):
+    with pytest.raises(ConfigError, match="profile_decay"):
         EmbeddingBackend(str(tmp_path), profile_decay=0.0)
-    with pytest.raises(ValueError, match="profile_length"):
+    with pytest.raises(ConfigError, match="profile_length"):
         EmbeddingBackend(str(tmp_path), profile_length=0)
 
 

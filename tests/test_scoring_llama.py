@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from llama_server import llama  # noqa: F401  (the fixture)
 
+from sllmr_tf.data.pairs_dir import read_pairs
 from sllmr_tf.scoring import openai_backend, pipeline
-from sllmr_tf.scoring.candidates import CandidateConfig
-from sllmr_tf.scoring.pairs_io import read_pairs
+from sllmr_tf.scoring.config import CandidateConfig, OpenAIConfig, ScoreConfig
 from sllmr_tf.scoring.parsing import parse_ranking
 
 pytestmark = pytest.mark.slow
@@ -19,9 +19,9 @@ SMALL = CandidateConfig(list_size=5, positives_per_list=2, history_length=5)
 
 
 def _run(data_dir, endpoint, pairs_dir, mode, max_lists):
-    backend = openai_backend.create(data_dir, base_url=endpoint.base_url, model=endpoint.model, mode=mode,
-                                    max_tokens=64, timeout_s=300)
-    config = pipeline.ScoreConfig(candidates=SMALL, num_orders=2, max_lists=max_lists, concurrency=1)
+    backend = openai_backend.create(data_dir, OpenAIConfig(openai_base_url=endpoint.base_url, openai_model=endpoint.model,
+                                                           openai_mode=mode, max_tokens=64, request_timeout_s=300))
+    config = ScoreConfig(candidates=SMALL, num_orders=2, max_lists=max_lists, concurrency=1)
     return pipeline.score(data_dir, backend, str(pairs_dir), config, log=print)
 
 

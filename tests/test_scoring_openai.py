@@ -21,10 +21,11 @@ import time
 import numpy as np
 import pytest
 
+from sllmr_tf.data.pairs_dir import read_pairs, summary_path
+from sllmr_tf.errors import ConfigError
 from sllmr_tf.scoring import openai_backend, pipeline
-from sllmr_tf.scoring.base import RankRequest
-from sllmr_tf.scoring.candidates import CandidateConfig
-from sllmr_tf.scoring.pairs_io import read_pairs
+from sllmr_tf.scoring.base import RankRequest, TransportError
+from sllmr_tf.scoring.config import CandidateConfig, OpenAIConfig, ScoreConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "sk-test-secret-never-written-0123456789"
@@ -94,9 +95,9 @@ def endpoint():
 TITLES = ["", "Zorro (1998)", "Alien (1979)", "Memento (2000)", "Brazil (1985)"]
 
 
-def _backend(endpoint, **options):
-    options = {"backoff_s": 0.01, "timeout_s": 5, **options}
-    return openai_backend.OpenAIBackend(TITLES, endpoint.base_url, "test-model", **options)
+def _backend(endpoint, api_key=None, **settings):
+    config = OpenAIConfig(**{"backoff_s": 0.01, "request_timeout_s": 5, **settings})
+    return openai_backend.OpenAIBackend(TITLES, config, endpoint.base_url, "test-model", api_key=api_key)
 
 
 def _request(style="rank"):
@@ -139,11 +140,11 @@ def test_a_rejected_request_is_not_retried(endpoint):
 def test_timeouts_and_non_json_replies_are_retried_then_reported(endpoint):
     endpoint.delay_s = 0.5
     with pytest.raises(openai_backend.RequestFailed, match="timed out|Timeout"):
-        _backend(endpoint, timeout_s=0.1, max_retries=1).rank(_request())
+        _backend(endpoint, request_timeout_s=0.1, request_retries=1).rank(_request())
     assert len(endpoint.bodies) == 2
     endpoint.delay_s, endpoint.answer = 0.0, "not_json"
     with pytest.raises(openai_backend.RequestFailed, match="JSONDecodeError"):
-        _backend(endpoint, max_retries=2).rank(_request())
+        _backend(endpoint, request_retries=2).rank(_request())
 
 
 def test_replies_without_a_usable_answer_are_not_ok(endpoint):
@@ -155,7 +156,7 @@ def test_replies_without_a_usable_answer_are_not_ok(endpoint):
 
 def test_logprob_mode_ranks_by_label_log_probabilities(endpoint):
     endpoint.answer = "logprobs"
-    backend = _backend(endpoint, mode="logprobs")
+    backend = _backend(endpoint, openai_mode="logprobs")
     response = backend.rank(_request("pick"))
     assert endpoint.bodies[0]["logprobs"] is True and endpoint.bodies[0]["top_logprobs"] == 20
     assert endpoint.bodies[0]["max_tokens"] == 1 and backend.prompt_style == "pick"
@@ -167,10 +168,10 @@ def test_logprob_mode_ranks_by_label_log_probabilities(endpoint):
 
 def test_missing_url_or_model_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    with pytest.raises(ValueError, match="base URL"):
-        openai_backend.OpenAIBackend(TITLES, "", "m")
-    with pytest.raises(ValueError, match="model"):
-        openai_backend.OpenAIBackend(TITLES, "http://127.0.0.1:1/v1", "")
+    with pytest.raises(ConfigError, match="base URL"):
+        openai_backend.OpenAIBackend(TITLES, OpenAIConfig(), "", "m")
+    with pytest.raises(ConfigError, match="model"):
+        openai_backend.OpenAIBackend(TITLES, OpenAIConfig(), "http://127.0.0.1:1/v1", "")
 
 
 def _score_binary(data_dir, pairs_dir, base_url, *flags, wait=True):
@@ -202,7 +203,7 @@ def test_binary_killed_mid_run_resumes_without_asking_any_prompt_twice(movielens
     asked = [json.dumps(body, sort_keys=True) for body in endpoint.bodies]
     assert len(set(asked)) == 120  # 40 lists x 3 orders
     assert len(asked) - 120 <= 2  # only the (at most --concurrency) requests in flight at the kill are asked again
-    with open(pipeline.summary_path(pairs_dir, 0, 1)) as f:
+    with open(summary_path(pairs_dir, 0, 1)) as f:
         summary = json.load(f)
     assert summary["answers"]["answers_from_cache"] >= first_run - 2  # a kill may lose the last writes
     assert summary["answers"]["answers_parsed"] == 120 and summary["lists"]["scored"] == 40
@@ -210,9 +211,10 @@ def test_binary_killed_mid_run_resumes_without_asking_any_prompt_twice(movielens
     assert resumed["user_id"].size == summary["pairs"]["written"] > 0
 
     clean_dir = str(tmp_path / "clean")
-    config = pipeline.ScoreConfig(candidates=CandidateConfig(seed=3), max_lists=40)
-    pipeline.score(movielens_dir, openai_backend.create(movielens_dir, base_url=endpoint.base_url,
-                                                        model="test-model"), clean_dir, config, log=lambda _: None)
+    config = ScoreConfig(candidates=CandidateConfig(seed=3), max_lists=40)
+    backend = openai_backend.create(movielens_dir, OpenAIConfig(openai_base_url=endpoint.base_url,
+                                                                openai_model="test-model"))
+    pipeline.score(movielens_dir, backend, clean_dir, config, log=lambda _: None)
     clean = read_pairs(clean_dir)
     for name in clean:
         np.testing.assert_array_equal(resumed[name], clean[name])
@@ -232,7 +234,7 @@ def test_binary_reports_bad_input_in_one_line(tmp_path, endpoint, movielens_dir)
                               "--num_shards=2")
     assert bad_shard.returncode == 2 and "shard_index" in bad_shard.stderr.strip().splitlines()[-1]
     dead = _score_binary(movielens_dir, str(tmp_path / "p"), "http://127.0.0.1:9/v1", "--request_retries=0")
-    assert dead.returncode == 3
+    assert dead.returncode == 2
     last = dead.stderr.strip().splitlines()[-1]
     assert last.startswith("sllmr-score: error:") and "requests in a row failed" in last
     assert SECRET not in dead.stderr + dead.stdout

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from sllmr_tf import features
+from sllmr_tf.data.pairs_dir import read_pairs, summary_path
+from sllmr_tf.errors import ConfigError, ScoringAborted
 from sllmr_tf.scoring import pipeline
-from sllmr_tf.scoring.base import RankRequest, RankResponse
-from sllmr_tf.scoring.candidates import CandidateConfig
-from sllmr_tf.scoring.pairs_io import read_pairs
+from sllmr_tf.scoring.base import RankRequest, RankResponse, TransportError
+from sllmr_tf.scoring.config import CandidateConfig, ScoreConfig
 
 NUM_ITEMS, NUM_USERS = 120, 60
 
@@ -98,7 +99,7 @@ class FailingBackend(TasteBackend):
 
     def rank(self, request):
         if self.failing_users is None or request.user_index in self.failing_users:
-            raise ConnectionError("connection refused")
+            raise TransportError("connection refused")
         return super().rank(request)
 
 
@@ -122,11 +123,11 @@ class OracleBackend(TasteBackend):
         return 0.9 if item_a < item_b else 0.1
 
 
-def _config(**overrides) -> pipeline.ScoreConfig:
+def _config(**overrides) -> ScoreConfig:
     candidates = CandidateConfig(list_size=6, positives_per_list=2,
                                  **{k: overrides.pop(k) for k in list(overrides)
                                     if k in {f.name for f in dataclasses.fields(CandidateConfig)}})
-    return pipeline.ScoreConfig(candidates=candidates, progress_every_s=1e9, **overrides)
+    return ScoreConfig(candidates=candidates, progress_every_s=1e9, **overrides)
 
 
 def _score(data_dir, backend, out, **overrides):
@@ -200,7 +201,7 @@ def test_failing_requests_skip_their_lists_without_ending_the_job(data_dir, tmp_
 
 
 def test_a_backend_that_always_fails_aborts_with_the_reason(data_dir, tmp_path):
-    with pytest.raises(pipeline.ScoringAborted, match=r"1\d requests in a row failed.*connection refused"):
+    with pytest.raises(ScoringAborted, match=r"1\d requests in a row failed.*connection refused"):
         _score(data_dir, FailingBackend(), tmp_path, max_consecutive_failures=10)
     assert not os.path.exists(os.path.join(tmp_path, "pairs-00000-of-00001.tfrecord.gz"))
 
@@ -265,7 +266,7 @@ def test_deterministic_backends_are_asked_once_per_list(data_dir, tmp_path):
 
 def test_summary_and_log_are_written_per_shard(data_dir, tmp_path):
     summary = _score(data_dir, TasteBackend(), tmp_path, shard_index=1, num_shards=2, max_lists=4)
-    with open(pipeline.summary_path(str(tmp_path), 1, 2)) as f:
+    with open(summary_path(str(tmp_path), 1, 2)) as f:
         assert json.load(f) == json.loads(json.dumps(summary))
     with open(os.path.join(tmp_path, "log-00001-of-00002.jsonl")) as f:
         rows = [json.loads(line) for line in f]
@@ -275,5 +276,5 @@ def test_summary_and_log_are_written_per_shard(data_dir, tmp_path):
 
 
 def test_bad_shard_flags_are_rejected(data_dir, tmp_path):
-    with pytest.raises(ValueError, match="shard_index"):
+    with pytest.raises(ConfigError, match="shard_index"):
         _score(data_dir, TasteBackend(), tmp_path, shard_index=2, num_shards=2)

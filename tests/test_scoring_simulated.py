@@ -12,6 +12,7 @@ from conftest import prepare_dataset
 from sllmr_tf.scoring.backends import make_backend as make_backend_by_name
 from sllmr_tf.scoring.base import RankRequest
 from sllmr_tf.scoring.simulated_backend import USER_SEGMENTS, ReliabilityProfile, SimulatedBackend
+from sllmr_tf.errors import ConfigError
 
 ACCURACY = ("sparse/longtail=0.95,sparse/head=0.85,medium/longtail=0.8,medium/head=0.7,"
             "heavy/longtail=0.65,heavy/head=0.55")
@@ -123,23 +124,23 @@ def test_true_correct_prob_is_the_worlds_preference_probability(world_dir):
 
 
 def test_bad_profile_entries_name_the_option_and_entry():
-    with pytest.raises(ValueError, match=r"option accuracy: bad entry 'sparse/tail=0\.9'"):
+    with pytest.raises(ConfigError, match=r"option accuracy: bad entry 'sparse/tail=0\.9'"):
         ReliabilityProfile.from_options(accuracy="sparse/tail=0.9")
-    with pytest.raises(ValueError, match=r"option accuracy: entry 'heavy/head=0\.3': value must be in"):
+    with pytest.raises(ConfigError, match=r"option accuracy: entry 'heavy/head=0\.3': value must be in"):
         ReliabilityProfile.from_options(accuracy="heavy/head=0.3")
-    with pytest.raises(ValueError, match=r"option position_bias: entry 'heavy=x'"):
+    with pytest.raises(ConfigError, match=r"option position_bias: entry 'heavy=x'"):
         ReliabilityProfile.from_options(position_bias="heavy=x")
 
 
 def test_refuses_a_dataset_without_ground_truth(tmp_path):
     with open(os.path.join(tmp_path, "stats.json"), "w") as f:
         json.dump({}, f)
-    with pytest.raises(FileNotFoundError, match="ground_truth.npz"):
+    with pytest.raises(ConfigError, match="ground_truth.npz"):
         SimulatedBackend(str(tmp_path))
 
 
 def test_the_factory_builds_it_from_scorer_options_and_rejects_unknown_ones(world_dir):
     backend = make_backend_by_name("simulated", world_dir, seed=3, heavy_min_history=15)
     assert isinstance(backend, SimulatedBackend) and backend.seed == 3 and not backend.deterministic
-    with pytest.raises(TypeError, match="acuracy"):
+    with pytest.raises(ConfigError, match="acuracy"):
         make_backend_by_name("simulated", world_dir, acuracy="heavy/head=0.5")

@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 
+from sllmr_tf import segments
 from sllmr_tf.data import split as split_lib
 from sllmr_tf.data.split import TEST, TRAIN, VALID, Events
+from sllmr_tf.errors import DataError
 
 
 def make_events(rows):
@@ -57,21 +59,21 @@ def test_sampled_negatives_never_hit_an_item_the_user_interacted_with():
 
 
 def test_negative_sampling_fails_clearly_for_a_user_who_saw_everything():
-    with pytest.raises(ValueError, match="every item"):
+    with pytest.raises(DataError, match="every item"):
         split_lib.sample_negatives(np.array([1]), 1, [set(), {1, 2}], 2, np.random.default_rng(0))
 
 
 def test_cold_start_means_fewer_than_three_train_positives():
     counts = np.array([0, 0, 2, 3, 10])
-    assert split_lib.cold_start_users(counts).tolist() == [False, True, True, False, False]
+    assert segments.cold_start_users(counts).tolist() == [False, True, True, False, False]
 
 
 def test_long_tail_is_at_most_the_bottom_fifth_and_never_splits_ties():
     popularity = np.array([0] + [1, 1, 2, 2, 3, 5, 8, 9, 10, 12])
-    tail = split_lib.long_tail_items(popularity)
+    tail = segments.long_tail_items(popularity)
     assert tail.tolist() == [False, True, True, False, False, False, False, False, False, False, False]
     tied = np.array([0] + [1, 1, 1, 4, 5, 6, 7, 8, 9, 10])
-    assert split_lib.long_tail_items(tied)[1:4].all()  # the least popular value alone, even if > 20%
+    assert segments.long_tail_items(tied)[1:4].all()  # the least popular value alone, even if > 20%
 
 
 def test_truncation_keeps_only_the_last_train_events_of_chosen_users():

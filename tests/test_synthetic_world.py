@@ -10,7 +10,8 @@ from scipy.stats import mannwhitneyu
 
 from sllmr_tf.data.dataset_dir import GROUND_TRUTH_FILE
 from sllmr_tf.data.readers.synthetic import SyntheticSource
-from sllmr_tf.data.records import BadRecordError, BadRecordPolicy
+from sllmr_tf.data.records import BadRecordPolicy
+from sllmr_tf.errors import BadRecordError, ConfigError
 from sllmr_tf.data.synthetic_world import GroundTruth, WorldConfig, generate_world
 
 SMALL = WorldConfig(num_users=300, num_items=200, seed=7)
@@ -198,5 +199,5 @@ def test_bad_world_config_names_file_and_field(tmp_path, content, field):
 
 
 def test_unknown_synthetic_flag_is_rejected():
-    with pytest.raises(ValueError, match="synthetic_userz"):
+    with pytest.raises(ConfigError, match="synthetic_userz"):
         SyntheticSource(synthetic_userz=10)

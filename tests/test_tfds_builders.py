@@ -9,6 +9,7 @@ from sllmr_tf.data import tfds_builders
 from sllmr_tf.data.readers.amazon import Amazon2014, Amazon2018, Amazon2023
 from sllmr_tf.data.readers.synthetic import SyntheticSource
 from sllmr_tf.data.records import BadRecordPolicy
+from sllmr_tf.errors import ConfigError
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 tfds.disable_progress_bar()
@@ -85,7 +86,7 @@ def test_missing_manual_files_name_what_to_put_there(tmp_path):
     builder = tfds.builder("sllmr_amazon2014/sports_and_outdoors", data_dir=str(tmp_path / "data"))
     with pytest.raises(AssertionError, match=r"reviews_<Category>_5.json.gz"):  # no manual dir at all
         builder.download_and_prepare(**manual(tmp_path / "absent"))
-    with pytest.raises(ValueError, match="no amazon2014 files for category 'Sports_and_Outdoors'"):
+    with pytest.raises(ConfigError, match="no amazon2014 files for category 'Sports_and_Outdoors'"):
         builder.download_and_prepare(**manual(FIXTURES / "amazon2014"))  # only Beauty there
 
 

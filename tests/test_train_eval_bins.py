@@ -17,7 +17,9 @@ import tensorflow as tf
 
 from sllmr_tf.training import artifacts
 from sllmr_tf.training.prediction import predict_split
-from sllmr_tf.training.trainer import TrainConfig, train
+from sllmr_tf.errors import ArtifactError
+from sllmr_tf.training.config import TrainConfig
+from sllmr_tf.training.trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -68,11 +70,11 @@ def test_train_then_eval_write_metrics_tensorboard_logs_and_a_servable_backbone(
     assert "gate over" in trained.stdout
 
     logs = os.path.join(model_dir, "logs")
-    assert {"epoch_bce", "epoch_llm_loss", "epoch_gate_loss", "epoch_alpha_cold_start",
-            "epoch_alpha_longtail", "epoch_alpha_head", "epoch_llm_agreement"} <= event_tags(f"{logs}/train")
+    assert {"epoch_bce", "epoch_llm_loss", "epoch_gate_loss", "epoch_alpha", "epoch_weight_cold_start",
+            "epoch_weight_longtail", "epoch_weight_head", "epoch_llm_agreement"} <= event_tags(f"{logs}/train")
     assert {"epoch_auc", "epoch_auc_cold_start", "epoch_auc_longtail"} <= event_tags(f"{logs}/validation")
-    assert {"alpha/all", "alpha/cold_start", "alpha_mean/cold_start",
-            "alpha_spearman_true_correct_prob"} <= event_tags(f"{logs}/gate")
+    assert {"alpha/all", "alpha/cold_start", "alpha_mean/cold_start", "weight/head", "weight_mean/longtail",
+            "weight_spearman_true_correct_prob"} <= event_tags(f"{logs}/gate")
 
     backbone = artifacts.load_backbone(model_dir)  # what the export stage loads: the backbone alone
     assert backbone.name == "dnn" and "gate" not in {layer.name for layer in backbone.layers}
@@ -130,10 +132,10 @@ def test_a_model_dir_is_never_reused_for_other_settings(world, tmp_path):
     config = TrainConfig(data_dir=data_dir, model_dir=str(tmp_path / "m"), method="base", epochs=1,
                          num_bootstrap=10)
     train(config, verbose=0, log=lambda _: None)
-    with pytest.raises(ValueError, match=r"holds a run with other settings \(method, pairs_dir\)"):
+    with pytest.raises(ArtifactError, match=r"holds a run with other settings \(method, pairs_dir\)"):
         train(TrainConfig(**{**config.__dict__, "method": "kd", "pairs_dir": pairs_dir}), verbose=0,
               log=lambda _: None)
-    with pytest.raises(FileNotFoundError, match="not a prepared dataset"):
+    with pytest.raises(ArtifactError, match="not a prepared dataset"):
         train(TrainConfig(data_dir=str(tmp_path), model_dir=str(tmp_path / "m2")), verbose=0)
     metrics = train(TrainConfig(**{**config.__dict__, "method": "kd", "pairs_dir": pairs_dir}), overwrite=True,
                     verbose=0, log=lambda _: None)

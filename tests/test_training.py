@@ -13,8 +13,10 @@ import tensorflow as tf
 from sllmr_tf import features
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.models.config import BackboneConfig
-from sllmr_tf.models.registry import build_backbone
-from sllmr_tf.scoring import pairs_io
+from sllmr_tf.models.backbones import BACKBONES
+from sllmr_tf.models.build import build_backbone
+from sllmr_tf.data import pairs_dir as pairs_dir_lib
+from sllmr_tf.errors import ArtifactError
 from sllmr_tf.training import methods
 from sllmr_tf.training.inputs import training_batches
 from sllmr_tf.training.join import PAIRS_KEY
@@ -36,11 +38,12 @@ def batches(data_dir: str, table: PairsTable | None, pairs_per_example: float = 
                                  pairs_per_example=pairs_per_example).take(steps))
 
 
-def make_model(data_dir: str, method: str, dropout: float = 0.1, **kwargs) -> TrainingModel:
+def make_model(data_dir: str, method: str, dropout: float = 0.1, backbone_name: str = "dnn",
+               **kwargs) -> TrainingModel:
     """A model whose initial weights depend only on the seed."""
     tf.keras.utils.set_random_seed(7)
     vocab = features.vocab_sizes(DatasetDir(data_dir).stats)
-    backbone = build_backbone("dnn", vocab, BackboneConfig(dropout=dropout))
+    backbone = build_backbone(backbone_name, vocab, BackboneConfig(dropout=dropout))
     model = TrainingModel(backbone, methods.get_method(method), **kwargs)
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
     return model
@@ -139,13 +142,13 @@ def test_base_ignores_pairs_exactly(world, table):
 def test_kd_equals_sllmr_with_alpha_fixed_at_one(world, table):
     data_dir, _ = world
     data = batches(data_dir, table)
-    kd, sllmr = make_model(data_dir, "kd", pair_weight=0.5), make_model(data_dir, "sllmr", pair_weight=0.5)
+    kd, sllmr = make_model(data_dir, "kd", llm_loss_weight=0.5), make_model(data_dir, "sllmr", llm_loss_weight=0.5)
     sllmr.loss_terms(*data[0], training=False)  # build the gate, then pin alpha to 1
     sllmr.gate.out.bias.assign([60.0])  # sigmoid(60) == 1.0 in float32, and stays so for a few steps
-    assert np.all(sllmr.loss_terms(*data[0], training=False).pair_weight.numpy() == 1.0)
+    assert np.all(sllmr.loss_terms(*data[0], training=False).weight.numpy() == 1.0)
     fit(kd, data)
     fit(sllmr, data)
-    assert np.all(sllmr.loss_terms(*data[0], training=False).pair_weight.numpy() == 1.0)
+    assert np.all(sllmr.loss_terms(*data[0], training=False).weight.numpy() == 1.0)
     for a, b in zip(weights(kd.backbone), weights(sllmr.backbone)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     base = make_model(data_dir, "base")
@@ -160,7 +163,7 @@ def test_heuristic_weights_exactly_the_pairs_of_cold_start_users_or_longtail_ite
         pairs = as_numpy(x[PAIRS_KEY])
         expected = (pairs["is_cold_user"] > 0) | (pairs["a"]["is_longtail_item"] > 0) | (
             pairs["b"]["is_longtail_item"] > 0)
-        np.testing.assert_array_equal(model.loss_terms(x, y, training=False).pair_weight.numpy(),
+        np.testing.assert_array_equal(model.loss_terms(x, y, training=False).weight.numpy(),
                                       expected.astype(np.float32))
         assert 0 < expected.mean() < 1
 
@@ -204,26 +207,40 @@ def test_sllmr_noaug_drops_the_augmented_pairs(world):
 
 def test_pairs_scored_on_another_dataset_are_rejected_naming_the_pair_and_field(world):
     data_dir, pairs_dir = world
-    raw = pairs_io.read_pairs(pairs_dir)
+    raw = pairs_dir_lib.read_pairs(pairs_dir)
     raw["item_b"] = raw["item_b"].copy()
     raw["item_b"][5] = 10_000
-    with pytest.raises(ValueError, match=r"pair 5 field 'item_b': item index outside 1\.\.\d+"):
+    with pytest.raises(ArtifactError, match=r"pair 5 field 'item_b': item index outside 1\.\.\d+"):
         build_pairs_table(raw, DatasetDir(data_dir), origin=pairs_dir)
 
 
 # --- the gate ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backbone_name", BACKBONES.names())
+def test_every_variable_of_backbone_and_gate_gets_a_gradient(world, table, backbone_name):
+    data_dir, _ = world
+    model = make_model(data_dir, "sllmr", backbone_name=backbone_name)
+    data = batches(data_dir, table, steps=1)
+    with tf.GradientTape() as tape:
+        terms = model.loss_terms(*data[0], training=True)
+    gradients = tape.gradient(terms.total, model.trainable_variables)
+    silent = [v.name for g, v in zip(gradients, model.trainable_variables)
+              if g is None or not np.any(tf.convert_to_tensor(g).numpy())]
+    assert silent == [] and len(model.gate.trainable_variables) == 6
+    fit(model, data)  # and the training step, which refuses a variable without a gradient, runs
+
+
 def test_gradients_reach_the_gate_only_through_its_own_loss(world, table):
     data_dir, _ = world
-    model = make_model(data_dir, "sllmr", pair_weight=0.5)
+    model = make_model(data_dir, "sllmr", llm_loss_weight=0.5)
     x, y = batches(data_dir, table, steps=1)[0]
     model.loss_terms(x, y, training=False)  # build the gate
     gate_vars, backbone_vars = model.gate.trainable_variables, model.backbone.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
         terms = model.loss_terms(x, y, training=True)
-        pair_term = model.pair_weight * terms.llm
-        gate_term = model.gate_weight * terms.gate
+        pair_term = model.llm_loss_weight * terms.llm
+        gate_term = model.gate_loss_weight * terms.gate
 
     def norms(term, variables):
         return [0.0 if g is None else float(tf.norm(g)) for g in tape.gradient(term, variables)]
@@ -240,12 +257,12 @@ def test_gate_does_not_switch_off_even_where_switching_off_would_lower_the_loss(
     # The LLM agrees with every observed outcome: a reliable LLM whose pairwise loss is still > 0.
     reliable = dataclasses.replace(table, columns={**table.columns,
                                                    "outcome": np.ones_like(table.columns["outcome"])})
-    model = make_model(data_dir, "sllmr", pair_weight=1.0)
+    model = make_model(data_dir, "sllmr", llm_loss_weight=1.0)
     data = batches(data_dir, reliable, pairs_per_example=1.0, steps=40)
-    alpha_before = float(np.mean(model.loss_terms(*data[0], training=False).pair_weight))
+    alpha_before = float(np.mean(model.loss_terms(*data[0], training=False).weight))
     fit(model, data)
     after = [model.loss_terms(x, y, training=False) for x, y in data[:5]]
-    alpha_after = float(np.mean(np.concatenate([t.pair_weight.numpy() for t in after])))
+    alpha_after = float(np.mean(np.concatenate([t.weight.numpy() for t in after])))
     pair_term = float(np.mean([t.llm.numpy() for t in after]))
     print(f"alpha before {alpha_before:.3f}, after {alpha_after:.3f}; "
           f"switching the gate off would lower the loss by {pair_term:.3f}")

@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
+from sllmr_tf import segments
 from sllmr_tf.training import evaluation
 from sllmr_tf.training.evaluation import Predictions
 
@@ -72,9 +73,9 @@ def test_every_segment_reports_n_users_positives_auc_interval_and_logloss():
 
 def test_longtail_events_are_the_fifth_of_rows_with_the_least_popular_items():
     pop = np.array([5, 1, 9, 1, 7, 3, 8, 2, 6, 4])
-    mask = evaluation.longtail_events(pop, items=np.arange(10))
+    mask = segments.longtail_events(pop, items=np.arange(10))
     assert mask.sum() == 2 and set(pop[mask]) == {1}
-    assert evaluation.longtail_events(pop, np.arange(10), share=0.3).sum() == 3
+    assert segments.longtail_events(pop, np.arange(10), share=0.3).sum() == 3
 
 
 def test_gauc_is_the_mean_auc_of_users_having_both_labels():

@@ -38,7 +38,8 @@ from sllmr_tf import features
 from sllmr_tf.bench.timing import StepTimes
 from sllmr_tf.data import dataset_dir, pipeline
 from sllmr_tf.experiments import results
-from sllmr_tf.models import BackboneConfig, build_backbone
+from sllmr_tf.models.build import build_backbone
+from sllmr_tf.models.config import BackboneConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "A prepared dataset (sllmr-prepare).", required=True)

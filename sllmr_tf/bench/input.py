@@ -15,10 +15,10 @@ from typing import Sequence
 
 from absl import app, flags
 
-import sllmr_tf  # noqa: F401
 from sllmr_tf.data import dataset_dir, pipeline
 from sllmr_tf.data import prepare as prepare_lib
-from sllmr_tf.data.readers import source_factory
+from sllmr_tf.data.config import PrepareConfig
+from sllmr_tf.data.readers import open_source
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "A prepared dataset to read (default: prepare one now).")
@@ -26,10 +26,9 @@ flags.DEFINE_integer("repeats", 3, "Passes per setting; the median is printed.")
 
 
 def time_prepare(data_dir: str) -> tuple[float, int]:
-    config = prepare_lib.PrepareConfig(dataset="movielens100k", test_k=12, valid_k=2, eval_negatives=9,
-                                       cold_user_fraction=0.3)
+    config = PrepareConfig(dataset="movielens100k", cold_user_fraction=0.3)
     started = time.perf_counter()
-    stats = prepare_lib.prepare(config, source_factory("movielens100k")(), data_dir, log=lambda _: None)
+    stats = prepare_lib.prepare(config, open_source(config), data_dir, log=lambda _: None)
     examples = sum(split["examples"] for split in stats["splits"].values())
     return time.perf_counter() - started, examples
 

@@ -20,9 +20,9 @@ from typing import Sequence
 
 from absl import app, flags
 
-import sllmr_tf  # noqa: F401  (tf_keras for the training stack; keras-hub keeps Keras 3)
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.scoring import pipeline
+from sllmr_tf.scoring.config import ScoreConfig
 from sllmr_tf.scoring.embedding_backend import EmbeddingBackend
 
 FLAGS = flags.FLAGS
@@ -52,7 +52,7 @@ def main(argv: Sequence[str]) -> None:
     for threads in (int(c) for c in FLAGS.concurrency):
         pairs_dir = os.path.join(work, f"pairs-c{threads}")
         shutil.rmtree(pairs_dir, ignore_errors=True)  # a fresh response cache: every list is asked
-        config = pipeline.ScoreConfig(concurrency=threads, progress_every_s=1e9)
+        config = ScoreConfig(concurrency=threads, progress_every_s=1e9)
         summary, seconds = timed(lambda: pipeline.score(FLAGS.data_dir, backend, pairs_dir, config,
                                                         log=lambda _: None))
         rows.append(("score all users (pipeline)", threads, seconds, summary["lists"]["scored"],

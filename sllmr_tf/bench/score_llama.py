@@ -20,9 +20,8 @@ from typing import Sequence
 
 from absl import app, flags
 
-import sllmr_tf  # noqa: F401
 from sllmr_tf.scoring import openai_backend, pipeline
-from sllmr_tf.scoring.candidates import CandidateConfig
+from sllmr_tf.scoring.config import CandidateConfig, OpenAIConfig, ScoreConfig
 from sllmr_tf.scoring.llama_server import LlamaServer
 
 FLAGS = flags.FLAGS
@@ -39,10 +38,10 @@ flags.DEFINE_string("model", None, "Model name for --base_url.")
 def run_once(base_url: str, model: str, mode: str, concurrency: int, work: str) -> tuple[dict, float]:
     pairs_dir = os.path.join(work, f"{mode}-c{concurrency}")
     shutil.rmtree(pairs_dir, ignore_errors=True)
-    backend = openai_backend.create(FLAGS.data_dir, base_url=base_url, model=model, mode=mode,
-                                    timeout_s=600)
-    config = pipeline.ScoreConfig(candidates=CandidateConfig(), num_orders=FLAGS.num_orders,
-                                  max_lists=FLAGS.max_lists, concurrency=concurrency, progress_every_s=1e9)
+    backend = openai_backend.create(FLAGS.data_dir, OpenAIConfig(openai_base_url=base_url, openai_model=model,
+                                                                 openai_mode=mode, request_timeout_s=600))
+    config = ScoreConfig(candidates=CandidateConfig(), num_orders=FLAGS.num_orders,
+                         max_lists=FLAGS.max_lists, concurrency=concurrency, progress_every_s=1e9)
     started = time.perf_counter()
     summary = pipeline.score(FLAGS.data_dir, backend, pairs_dir, config, log=lambda _: None)
     return summary, time.perf_counter() - started

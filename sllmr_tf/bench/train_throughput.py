@@ -20,19 +20,19 @@ from typing import Sequence
 
 from absl import app, flags
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf import features
 from sllmr_tf.bench.timing import StepTimes
 from sllmr_tf.data.dataset_dir import DatasetDir
+from sllmr_tf.models.backbones import BACKBONES
+from sllmr_tf.models.build import build_backbone
 from sllmr_tf.models.config import BackboneConfig
-from sllmr_tf.models.registry import backbone_names, build_backbone
 from sllmr_tf.training import methods
 from sllmr_tf.training.inputs import training_batches
 from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import load_pairs_table
-from sllmr_tf.training.trainer import TrainConfig
+from sllmr_tf.training.config import TrainConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Prepared dataset.", required=True)
@@ -129,10 +129,10 @@ def format_row(row: dict) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    backbones = FLAGS.backbones or list(backbone_names())
-    unknown = set(backbones) - set(backbone_names())
+    backbones = FLAGS.backbones or list(BACKBONES.names())
+    unknown = set(backbones) - set(BACKBONES.names())
     if unknown:
-        raise app.UsageError(f"unknown backbones {sorted(unknown)}; known: {', '.join(backbone_names())}")
+        raise app.UsageError(f"unknown backbones {sorted(unknown)}; known: {', '.join(BACKBONES.names())}")
     print(f"batch {FLAGS.batch_size}, {FLAGS.steps} timed steps, pairs_per_example {FLAGS.pairs_per_example}, "
           f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'} inter-op threads")
     print(HEADER, flush=True)

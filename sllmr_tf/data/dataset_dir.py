@@ -1,11 +1,11 @@
 """The dataset directory contract between `prepare` and every later stage.
 
     data_dir/
-      stats.json                 counts, segment sizes, vocab sizes, the prepare config
+      stats.json                 counts, segment sizes, vocab sizes, the prepare config; written last
       vocab/<name>.txt           one raw id per line; line k is index k (0 = padding/OOV)
-      items.jsonl                one row per item index 1..n, in index order (see ItemRow)
-      users.jsonl                one row per user index 1..n, in index order (see UserRow)
-      train|valid|test/part-*.tfrecord.gz   GZIP TFRecords of tf.train.Example (features.FEATURES)
+      items.jsonl                one row per item index 1..n, in index order (see `items`)
+      users.jsonl                one row per user index 1..n, in index order (see `users`)
+      train|valid|test/part-<i>-of-<n>.tfrecord.gz   GZIP TFRecords of tf.train.Example (features.FEATURES)
       ground_truth.npz           synthetic worlds only: true preferences by vocab index
 
 A directory is complete exactly when stats.json exists: `prepare` builds it
@@ -14,69 +14,70 @@ under a temporary name and renames it into place as its very last step.
 from __future__ import annotations
 
 import functools
-import glob
-import json
-import os
-from typing import Iterator
 
 import numpy as np
+
+from sllmr_tf import fileio, shards
+from sllmr_tf.errors import ArtifactError, ConfigError
 
 SPLITS = ("train", "valid", "test")
 STATS_FILE = "stats.json"
 ITEMS_FILE = "items.jsonl"
 USERS_FILE = "users.jsonl"
+VOCAB_DIR = "vocab"
 GROUND_TRUTH_FILE = "ground_truth.npz"
-COMPRESSION = "GZIP"
+SHARD_PREFIX = "part"
 
 
-def shard_name(index: int, count: int) -> str:
-    return f"part-{index:05d}-of-{count:05d}.tfrecord.gz"
+def split_shard_path(data_dir: str, split: str, index: int, count: int) -> str:
+    return fileio.join(data_dir, split, shards.shard_name(SHARD_PREFIX, index, count))
 
 
 class DatasetDir:
-    """Read access to a prepared dataset; raises a clear error if it is not complete."""
+    """Read access to a prepared dataset.
+
+    Raises:
+        ArtifactError: `path` is not a complete prepared dataset.
+    """
 
     def __init__(self, path: str):
         self.path = path
-        if not os.path.isfile(os.path.join(path, STATS_FILE)):
-            raise FileNotFoundError(
-                f"{path}: not a prepared dataset (no {STATS_FILE}); run sllmr-prepare first"
-            )
+        if not fileio.exists(fileio.join(path, STATS_FILE)):
+            raise ArtifactError(f"{path}: not a prepared dataset (no {STATS_FILE}); run sllmr-prepare first")
 
     @functools.cached_property
     def stats(self) -> dict:
-        with open(os.path.join(self.path, STATS_FILE)) as f:
-            return json.load(f)
+        return fileio.read_json(fileio.join(self.path, STATS_FILE))
 
     def shards(self, split: str) -> list[str]:
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        return sorted(glob.glob(os.path.join(self.path, split, "part-*.tfrecord.gz")))
+            raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+        return fileio.glob(fileio.join(self.path, split, shards.shard_glob(SHARD_PREFIX)))
 
     def vocab(self, name: str) -> list[str]:
         """Raw ids in index order; element 0 is the padding/OOV slot ''."""
-        with open(os.path.join(self.path, "vocab", f"{name}.txt"), encoding="utf-8") as f:
-            return [""] + [line.rstrip("\n") for line in f]
+        lines = fileio.read_text(fileio.join(self.path, VOCAB_DIR, f"{name}.txt")).split("\n")
+        return [""] + lines[:-1]  # every line ends with a newline; ids never hold one
 
     @functools.cache
     def items(self) -> list[dict]:
         """Item rows in index order (row k-1 is item index k): index, id, title, category,
         brand, category_index, brand_index, text, popularity, is_longtail. Read once."""
-        return list(_read_jsonl(os.path.join(self.path, ITEMS_FILE)))
+        return list(fileio.read_jsonl(fileio.join(self.path, ITEMS_FILE)))
 
     @functools.cache
     def users(self) -> list[dict]:
-        """User rows in index order: index, id, train_items (item indices, chronological),
-        is_cold. Read once."""
-        return list(_read_jsonl(os.path.join(self.path, USERS_FILE)))
+        """User rows in index order: index, id, train_items (the user's train positives, item
+        indices in time order), is_cold. Read once."""
+        return list(fileio.read_jsonl(fileio.join(self.path, USERS_FILE)))
 
     def user_lookup(self) -> dict[str, np.ndarray]:
-        """Dense per-user-index arrays of the gate's user signals (row 0 = padding):
-        hist_len (train positives) and is_cold_user."""
+        """Dense per-user-index arrays (row 0 = padding) of the user's segment signals:
+        train_positives (all of the user's train positives) and is_cold_user."""
         rows = self.users()
-        out = {name: np.zeros(len(rows) + 1, np.int64) for name in ("hist_len", "is_cold_user")}
+        out = {name: np.zeros(len(rows) + 1, np.int64) for name in ("train_positives", "is_cold_user")}
         for row in rows:
-            out["hist_len"][row["index"]] = len(row["train_items"])
+            out["train_positives"][row["index"]] = len(row["train_items"])
             out["is_cold_user"][row["index"]] = int(row["is_cold"])
         return out
 
@@ -96,12 +97,5 @@ class DatasetDir:
 
     @property
     def ground_truth_path(self) -> str | None:
-        path = os.path.join(self.path, GROUND_TRUTH_FILE)
-        return path if os.path.exists(path) else None
-
-
-def _read_jsonl(path: str) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+        path = fileio.join(self.path, GROUND_TRUTH_FILE)
+        return path if fileio.exists(path) else None

@@ -12,8 +12,9 @@ from typing import Iterable
 
 import tensorflow as tf
 
-from sllmr_tf import features
-from sllmr_tf.data import dataset_dir as dataset_dir_lib
+from sllmr_tf import features, shards
+from sllmr_tf.data.dataset_dir import DatasetDir
+from sllmr_tf.errors import ArtifactError, ConfigError
 
 
 def make_dataset(
@@ -32,19 +33,43 @@ def make_dataset(
     drop_remainder: bool = False,
     feature_set: Iterable[features.Feature] = features.FEATURES,
 ) -> tf.data.Dataset:
-    """Batches of {feature name: tensor} for every feature in `feature_set` (label included)."""
-    shards = dataset_dir_lib.DatasetDir(data_dir).shards(split)
-    if not shards:
-        raise FileNotFoundError(f"{data_dir}: no {split} shards")
+    """Batches of one split of a prepared dataset.
+
+    Args:
+        data_dir: a prepared dataset directory.
+        split: "train", "valid" or "test".
+        batch_size: examples per batch (the last batch may be smaller unless `drop_remainder`).
+        shuffle: shuffle the shard order and, within a buffer of `shuffle_buffer`, the examples.
+        shuffle_buffer: examples in the shuffle buffer.
+        seed: the shuffles' seed.
+        repeat: repeat the split forever.
+        deterministic: keep the order fixed (for tests and reproducible runs).
+        cycle_length: shards read side by side (1 reads them one after another).
+        worker_index: this worker's number among `num_workers`; it reads shards
+            worker_index, worker_index + num_workers, ...
+        num_workers: how many workers share the split.
+        drop_remainder: drop a final partial batch.
+        feature_set: the features to parse (default: every feature, label included).
+
+    Returns:
+        A dataset of {feature name: tensor} batches.
+
+    Raises:
+        ArtifactError: the split has no shards.
+        ConfigError: the worker settings cannot be served by the shards.
+    """
+    all_shards = DatasetDir(data_dir).shards(split)
+    if not all_shards:
+        raise ArtifactError(f"{data_dir}: no {split} shards")
     if not 0 <= worker_index < num_workers:
-        raise ValueError(f"worker_index {worker_index} not in [0, {num_workers})")
-    mine = shards[worker_index::num_workers]
+        raise ConfigError(f"worker_index {worker_index} not in [0, {num_workers})")
+    mine = all_shards[worker_index::num_workers]
     if not mine:
-        raise ValueError(f"{len(shards)} {split} shards cannot feed {num_workers} workers")
+        raise ConfigError(f"{len(all_shards)} {split} shards cannot feed {num_workers} workers")
     files = tf.data.Dataset.from_tensor_slices(mine)
     if shuffle:
         files = files.shuffle(len(mine), seed=seed, reshuffle_each_iteration=True)
-    read = lambda path: tf.data.TFRecordDataset(path, compression_type=dataset_dir_lib.COMPRESSION)  # noqa: E731
+    read = lambda path: tf.data.TFRecordDataset(path, compression_type=shards.COMPRESSION)  # noqa: E731
     if cycle_length == 1:
         records = files.flat_map(read)
     else:

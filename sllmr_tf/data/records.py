@@ -12,9 +12,11 @@ import dataclasses
 import gzip
 import io
 import math
-import os
 import zlib
 from typing import Iterator, Protocol
+
+from sllmr_tf import fileio
+from sllmr_tf.errors import BadRecordError, ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,16 +45,6 @@ class ItemInfo:
         if self.description:
             parts.append(self.description)
         return "; ".join(parts)
-
-
-class BadRecordError(ValueError):
-    """A malformed record: the message names the file, the record and the field."""
-
-    def __init__(self, path: str, record: int | None, field: str | None, reason: str):
-        self.path, self.record, self.field, self.reason = path, record, field, reason
-        where = f"{path}" + (f":{record}" if record is not None else "")
-        what = f" field {field!r}:" if field else ""
-        super().__init__(f"{where}:{what} {reason}")
 
 
 def checked_interaction(path: str, record: int | None, user: object, item: object,
@@ -95,7 +87,7 @@ class BadRecordPolicy:
 
     def __init__(self, mode: str = "error"):
         if mode not in self.MODES:
-            raise ValueError(f"on_bad_record must be one of {self.MODES}, got {mode!r}")
+            raise ConfigError(f"on_bad_record must be one of {self.MODES}, got {mode!r}")
         self.mode = mode
         self.skipped: collections.Counter = collections.Counter()
         self.examples: list[str] = []
@@ -103,7 +95,7 @@ class BadRecordPolicy:
     def handle(self, error: BadRecordError) -> None:
         if self.mode == "error":
             raise error
-        self.skipped[os.path.basename(error.path)] += 1
+        self.skipped[fileio.basename(error.path)] += 1
         if len(self.examples) < 5:
             self.examples.append(str(error))
 
@@ -131,16 +123,15 @@ def read_lines(path: str, policy: BadRecordPolicy | None = None) -> Iterator[tup
     it is handed to the policy, so under `skip` a bad line is dropped and a bad
     file ends the stream after the lines read so far. A missing file always raises.
     """
-    if not os.path.exists(path):
+    if not fileio.exists(path):
         raise BadRecordError(path, None, None, "file not found")
-    if os.path.getsize(path) == 0:
+    if fileio.size(path) == 0:
         _report(policy, BadRecordError(path, None, None, "file is empty"))
         return
-    opener = gzip.open if _is_gzip(path) else open
     number = 0
     any_line = False
     try:
-        with opener(path, "rb") as raw:
+        with open_binary(path) as raw:
             for number, line in enumerate(raw, start=1):
                 if number == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]
@@ -169,12 +160,30 @@ def _report(policy: BadRecordPolicy | None, error: BadRecordError) -> None:
 
 
 def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as f:
+    with fileio.open_file(path, "rb") as f:
         return f.read(2) == b"\x1f\x8b"
 
 
-def open_text(path: str) -> io.TextIOBase:
-    """Open a plain or gzip text file for a csv reader (BOM stripped)."""
+def open_binary(path: str) -> io.BufferedIOBase:
+    """A buffered binary reader of a plain or gzip file (recognised by its magic bytes, not its name)."""
+    stream = fileio.open_binary_stream(path)
     if _is_gzip(path):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+        return _GzipReader(stream)
+    return stream
+
+
+class _GzipReader(gzip.GzipFile):
+    """A gzip stream that closes the file under it too; lines before a damaged end still come out."""
+
+    def __init__(self, stream: io.BufferedIOBase):
+        super().__init__(fileobj=stream, mode="rb")
+        self._stream = stream
+
+    def close(self) -> None:
+        super().close()
+        self._stream.close()
+
+
+def open_text(path: str) -> io.TextIOBase:
+    """A plain or gzip text file for a csv reader (BOM stripped)."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", newline="")

@@ -1,4 +1,4 @@
-"""Per-user chronological split, sampled negatives, histories and segment tags.
+"""Per-user chronological split, sampled negatives and histories (segment rules: segments.py).
 
 Pure numpy over integer-coded events; no TensorFlow. Each function does one
 step of the protocol so tests can check each definition on its own.
@@ -9,8 +9,7 @@ import dataclasses
 
 import numpy as np
 
-COLD_START_MAX_TRAIN_ITEMS = 2  # cold-start user: fewer than 3 train items
-LONG_TAIL_FRACTION = 0.2  # long-tail item: bottom 20% of train popularity
+from sllmr_tf.errors import DataError
 
 TRAIN, VALID, TEST = 0, 1, 2
 
@@ -90,32 +89,9 @@ def item_popularity(events: Events, split: np.ndarray, num_items: int) -> np.nda
     return np.bincount(events.item[split == TRAIN], minlength=num_items + 1).astype(np.int64)
 
 
-def long_tail_items(popularity: np.ndarray) -> np.ndarray:
-    """Bool per item index: in the bottom 20% of train popularity, ties never split.
-
-    The threshold is the largest popularity p with #(pop <= p) <= 20% of the
-    items; if the least popular value alone exceeds 20%, those items are the tail.
-    """
-    pop = popularity[1:]
-    values = np.sort(pop)
-    budget = int(np.floor(LONG_TAIL_FRACTION * len(pop)))
-    candidates = np.unique(values)
-    counts = np.searchsorted(values, candidates, side="right")
-    allowed = candidates[counts <= budget]
-    threshold = allowed.max() if len(allowed) else candidates.min()
-    return np.r_[False, pop <= threshold]
-
-
 def train_positive_counts(events: Events, split: np.ndarray, num_users: int) -> np.ndarray:
     positive_train = (split == TRAIN) & (events.label > 0)
     return np.bincount(events.user[positive_train], minlength=num_users + 1).astype(np.int64)
-
-
-def cold_start_users(train_counts: np.ndarray) -> np.ndarray:
-    """Bool per user index: fewer than 3 train (positive) items."""
-    cold = train_counts <= COLD_START_MAX_TRAIN_ITEMS
-    cold[0] = False
-    return cold
 
 
 def sample_negatives(users: np.ndarray, per_row: int, interacted: list[set[int]], num_items: int,
@@ -129,7 +105,7 @@ def sample_negatives(users: np.ndarray, per_row: int, interacted: list[set[int]]
     for row, user in enumerate(users):
         seen = interacted[user]
         if len(seen) >= num_items:
-            raise ValueError(f"user index {user} interacted with every item; cannot sample negatives")
+            raise DataError(f"user index {user} interacted with every item; cannot sample negatives")
         for col in range(per_row):
             while out[row, col] in seen:
                 out[row, col] = rng.integers(1, num_items + 1)

@@ -22,13 +22,14 @@ has something to read.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
-import os
 from typing import Sequence
 
 import numpy as np
 
-from sllmr_tf.data.records import BadRecordError
+from sllmr_tf import fileio
+from sllmr_tf.errors import BadRecordError, ConfigError
 
 # Leaf categories of an Amazon "Sports & Outdoors"-like catalogue, each with its product nouns.
 CATALOGUE: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -130,7 +131,7 @@ class WorldConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
 
-class WorldConfigError(ValueError):
+class WorldConfigError(ConfigError):
     """An invalid world config value; names the field."""
 
     def __init__(self, field: str, reason: str):
@@ -140,10 +141,11 @@ class WorldConfigError(ValueError):
 
 def load_config(path: str) -> WorldConfig:
     """A world config from a JSON file (as `WorldConfig.to_json` writes it); bad input names the field."""
+    if not fileio.exists(path):
+        raise BadRecordError(path, None, None, "file not found")
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            values = json.load(f)
-    except (OSError, ValueError) as e:
+        values = json.loads(fileio.read_text(path).lstrip("\ufeff"))
+    except ValueError as e:
         raise BadRecordError(path, None, None, f"cannot read world config ({e})") from None
     if not isinstance(values, dict):
         raise BadRecordError(path, None, None, "expected a JSON object of world config fields")
@@ -159,7 +161,7 @@ def load_config(path: str) -> WorldConfig:
 
 def config_path(raw_dir: str) -> str:
     """Where a raw dir keeps its world config."""
-    return os.path.join(raw_dir, "world.json")
+    return fileio.join(raw_dir, "world.json")
 
 
 class GroundTruth:
@@ -225,15 +227,16 @@ class GroundTruth:
              item_ids_in_index_order: Sequence[str]) -> None:
         """Write an .npz whose row k is vocab index k (element 0 of each list is '' padding)."""
         aligned = self.reindexed(user_ids_in_index_order, item_ids_in_index_order)
-        with open(path, "wb") as f:
-            np.savez(f, user_ids=aligned.user_ids, item_ids=aligned.item_ids,
-                     user_factors=aligned.user_factors, item_factors=aligned.item_factors,
-                     user_bias=aligned.user_bias, item_bias=aligned.item_bias,
-                     noise_scale=np.float64(aligned.noise_scale), rating_cuts=aligned.rating_cuts)
+        buffer = io.BytesIO()
+        np.savez(buffer, user_ids=aligned.user_ids, item_ids=aligned.item_ids,
+                 user_factors=aligned.user_factors, item_factors=aligned.item_factors,
+                 user_bias=aligned.user_bias, item_bias=aligned.item_bias,
+                 noise_scale=np.float64(aligned.noise_scale), rating_cuts=aligned.rating_cuts)
+        fileio.write_atomic(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str) -> "GroundTruth":
-        with np.load(path, allow_pickle=False) as z:
+        with fileio.open_file(path, "rb") as f, np.load(io.BytesIO(f.read()), allow_pickle=False) as z:
             return cls(z["user_ids"], z["item_ids"], z["user_factors"], z["item_factors"],
                        z["user_bias"], z["item_bias"], float(z["noise_scale"]), z["rating_cuts"])
 

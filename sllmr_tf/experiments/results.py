@@ -9,17 +9,16 @@ events) is reported but never ranked.
 from __future__ import annotations
 
 import csv
-import glob
-import json
+import io
 import math
-import os
 from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
 
-SEGMENTS = ("overall", "cold_start_users", "longtail_items", "longtail_events")
+from sllmr_tf import fileio, segments
+
 BASELINE = "base"
 COLUMNS = ("backbone", "method", "segment", "seeds", "n", "auc_mean", "auc_std", "run_ci_halfwidth",
            "delta_vs_base", "delta_ci95_low", "delta_ci95_high", "too_small")
@@ -28,10 +27,9 @@ COLUMNS = ("backbone", "method", "segment", "seeds", "n", "auc_mean", "auc_std",
 def collect(root: str, split: str = "test") -> list[dict]:
     """One row per (run, segment) from every metrics.json under `root`."""
     rows = []
-    for path in sorted(glob.glob(os.path.join(root, "**", "metrics.json"), recursive=True)):
-        with open(path) as f:
-            metrics = json.load(f)
-        for segment in SEGMENTS:
+    for path in fileio.find(root, "metrics.json"):
+        metrics = fileio.read_json(path)
+        for segment in segments.EVAL_SEGMENTS:
             block = metrics[split][segment]
             if block["auc"] is None:
                 continue
@@ -96,14 +94,13 @@ def to_markdown(summary: list[dict]) -> str:
 
 def write(summary: list[dict], out_dir: str) -> list[str]:
     """results.md, results.csv and results.png in out_dir; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = [os.path.join(out_dir, name) for name in ("results.md", "results.csv", "results.png")]
-    with open(paths[0], "w") as f:
-        f.write(to_markdown(summary) + "\n")
-    with open(paths[1], "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows({k: s[k] for k in COLUMNS} for s in summary)
+    paths = [fileio.join(out_dir, name) for name in ("results.md", "results.csv", "results.png")]
+    fileio.write_atomic(paths[0], to_markdown(summary) + "\n")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows({k: s[k] for k in COLUMNS} for s in summary)
+    fileio.write_atomic(paths[1], table.getvalue())
     _plot(summary, paths[2])
     return paths
 
@@ -122,18 +119,20 @@ def _plot(summary: list[dict], path: str) -> None:
     for ax, backbone in zip(axes[0], backbones):
         for k, method in enumerate(methods):
             cells = {s["segment"]: s for s in summary if s["backbone"] == backbone and s["method"] == method}
-            xs = [i + k * width for i, seg in enumerate(SEGMENTS) if seg in cells]
-            ys = [cells[seg]["auc_mean"] for seg in SEGMENTS if seg in cells]
+            xs = [i + k * width for i, seg in enumerate(segments.EVAL_SEGMENTS) if seg in cells]
+            ys = [cells[seg]["auc_mean"] for seg in segments.EVAL_SEGMENTS if seg in cells]
             errs = [0 if math.isnan(cells[seg]["auc_std"]) else cells[seg]["auc_std"]
-                    for seg in SEGMENTS if seg in cells]
+                    for seg in segments.EVAL_SEGMENTS if seg in cells]
             ax.bar(xs, ys, width, yerr=errs, label=method, capsize=2)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(SEGMENTS))])
-        ax.set_xticklabels([s.replace("_", "\n") for s in SEGMENTS], fontsize=8)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(segments.EVAL_SEGMENTS))])
+        ax.set_xticklabels([s.replace("_", "\n") for s in segments.EVAL_SEGMENTS], fontsize=8)
         lows = [s["auc_mean"] for s in summary if s["backbone"] == backbone]
         ax.set_ylim(max(0.0, min(lows) - 0.05), min(1.0, max(lows) + 0.03))
         ax.set_title(backbone)
         ax.set_ylabel("test AUC")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=100, format="png")
     plt.close(fig)
+    fileio.write_atomic(path, image.getvalue())

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from sllmr_tf.errors import ConfigError
+
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 
 
@@ -37,14 +39,14 @@ class BackboneConfig:
 
     def __post_init__(self):
         if self.embedding_dim <= 0:
-            raise ValueError(f"embedding_dim must be positive, got {self.embedding_dim}")
+            raise ConfigError(f"embedding_dim must be positive, got {self.embedding_dim}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.l2 < 0:
-            raise ValueError(f"l2 must be non-negative, got {self.l2}")
+            raise ConfigError(f"l2 must be non-negative, got {self.l2}")
         if self.dtype_policy not in DTYPE_POLICIES:
-            raise ValueError(f"dtype_policy must be one of {DTYPE_POLICIES}, got {self.dtype_policy!r}")
+            raise ConfigError(f"dtype_policy must be one of {DTYPE_POLICIES}, got {self.dtype_policy!r}")
         if self.autoint_attention_size % self.autoint_heads:
-            raise ValueError(
+            raise ConfigError(
                 f"autoint_attention_size {self.autoint_attention_size} is not divisible by "
                 f"autoint_heads {self.autoint_heads}")

@@ -30,9 +30,8 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     The whole lookup is one fused gather-and-mean (`tf.sparse.segment_mean`)
     over the tables laid end to end, each real id adding into its row. Its
     gradient reaches the tables as one dense matrix, where per-feature gathers
-    would hand the optimizer B * (4 + 2L) rows to deduplicate (on CPU that
-    deduplication was most of a small CTR model's training step), and it costs
-    half of the sparse-dense matmul that did the same before.
+    would hand the optimizer B * (4 + 2L) rows to deduplicate (BUILD_NOTES.md,
+    Backbones, has the measurements).
 
     Tables are float32 whatever the dtype policy; the output is in the compute dtype.
     """

@@ -100,11 +100,8 @@ class SelfAttentionInteraction(tf.keras.layers.Layer):
 
     The projections start N(0, 1) truncated at 2 standard deviations, far above
     Glorot's scale: the fields are embeddings that start at N(0, 1e-4), so with
-    Glorot weights the attention logits start near 1e-9 and the layer learns
-    too slowly to matter within a CTR model's few epochs. This is the initial
-    scale DeepCTR's AutoInt has (the TF1 `TruncatedNormal` default); with
-    Glorot our AutoInt was 0.0033 AUC behind it over 8 seeds, with this within
-    noise (BUILD_NOTES.md).
+    Glorot weights the attention logits start near zero and the layer learns too
+    slowly to matter within a CTR model's few epochs (BUILD_NOTES.md, AutoInt).
     """
 
     def __init__(self, size: int = 64, heads: int = 2, residual: bool = True, l2: float = 0.0,
@@ -213,8 +210,8 @@ class VectorCross(tf.keras.layers.Layer):
     """The original DCN cross layer (Wang et al. 2017): x_{l+1} = x_0 (x_l . w) + b + x_l.
 
     TFRS's `Cross` implements only the matrix form of DCNv2 (x_0 * (W x_l + b) + x_l;
-    its low-rank W = U V is still a matrix), so the vector form lives here.
-    Call with (x0, x) -> same shape.
+    its low-rank W = U V is still a matrix), so the vector form lives here, with
+    the same call signature: `layer(x0, x=None)`, x defaulting to x0.
     """
 
     def __init__(self, l2: float = 0.0, **kwargs):
@@ -222,14 +219,14 @@ class VectorCross(tf.keras.layers.Layer):
         self.l2 = float(l2)
 
     def build(self, input_shape):
-        dim = int(input_shape[0][-1])
+        dim = int(input_shape[-1])
         self.kernel = self.add_weight(name="kernel", shape=(dim, 1), initializer="glorot_uniform",
                                       regularizer=_l2(self.l2))
         self.bias = self.add_weight(name="bias", shape=(dim,), initializer="zeros")
         super().build(input_shape)
 
-    def call(self, inputs) -> tf.Tensor:
-        x0, x = inputs
+    def call(self, x0: tf.Tensor, x: tf.Tensor | None = None) -> tf.Tensor:
+        x = x0 if x is None else x
         return x0 * tf.matmul(x, self.kernel) + self.bias + x
 
     def get_config(self) -> dict:

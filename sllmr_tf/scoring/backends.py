@@ -1,4 +1,4 @@
-"""Scorer backends by name: the one place that knows which module implements which scorer.
+"""Scorer backends by name.
 
 Each backend module exposes `create(data_dir, **options) -> Backend` and is
 imported only when asked for, so the `openai` scorer never loads Keras and the
@@ -6,23 +6,28 @@ imported only when asked for, so the `openai` scorer never loads Keras and the
 """
 from __future__ import annotations
 
-import importlib
+import inspect
 
+from sllmr_tf.errors import ConfigError
+from sllmr_tf.registry import Registry
 from sllmr_tf.scoring.base import Backend
 
-BACKEND_MODULES = {
-    "embedding": "sllmr_tf.scoring.embedding_backend",
-    "openai": "sllmr_tf.scoring.openai_backend",
-    "simulated": "sllmr_tf.scoring.simulated_backend",
-}
-
-
-def backend_names() -> tuple[str, ...]:
-    return tuple(BACKEND_MODULES)
+SCORERS = Registry("scorer", {
+    "embedding": "sllmr_tf.scoring.embedding_backend:create",
+    "openai": "sllmr_tf.scoring.openai_backend:create",
+    "simulated": "sllmr_tf.scoring.simulated_backend:create",
+})
 
 
 def make_backend(name: str, data_dir: str, **options) -> Backend:
-    """The backend `name` for the prepared dataset in `data_dir`, built with `options`."""
-    if name not in BACKEND_MODULES:
-        raise ValueError(f"unknown scorer {name!r}; choose one of {', '.join(BACKEND_MODULES)}")
-    return importlib.import_module(BACKEND_MODULES[name]).create(data_dir, **options)
+    """The backend `name` for the prepared dataset in `data_dir`, built with `options`.
+
+    Raises:
+        ConfigError: an unknown scorer, or an option the scorer does not take.
+    """
+    create = SCORERS.get(name)
+    accepted = sorted(set(inspect.signature(create).parameters) - {"data_dir"})
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"the {name} scorer has no option {', '.join(unknown)}; its options: {', '.join(accepted)}")
+    return create(data_dir, **options)

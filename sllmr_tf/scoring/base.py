@@ -4,6 +4,10 @@ A backend ranks one candidate list for one user, in the order presented. The
 scoring pipeline asks several shuffled orders, aggregates them Borda-style and
 turns agreement across orders into each pair's confidence; deterministic
 backends (ordering cannot matter) are asked once.
+
+A request that gets no answer at all (server down, timed out, an HTTP error)
+raises `TransportError`: the pipeline counts it against the list and moves on.
+Any other exception from a backend is a bug and ends the job.
 """
 from __future__ import annotations
 
@@ -11,6 +15,10 @@ import dataclasses
 from typing import Protocol
 
 import numpy as np
+
+
+class TransportError(Exception):
+    """A request got no answer to read (connection refused, timeout, HTTP error after retries)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,14 +9,13 @@ backend, model, decoding parameters, the prompt and the request's items.
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
-import os
 import threading
 
 import numpy as np
 
+from sllmr_tf import fileio
 from sllmr_tf.scoring.base import Backend, RankRequest, RankResponse
 
 
@@ -37,20 +36,18 @@ class ResponseCache:
     """Thread-safe map key -> RankResponse, persisted as it grows."""
 
     def __init__(self, cache_dir: str, writer_name: str):
-        os.makedirs(cache_dir, exist_ok=True)
-        self.path = os.path.join(cache_dir, f"responses-{writer_name}.jsonl")
+        fileio.makedirs(cache_dir)
+        self.path = fileio.join(cache_dir, f"responses-{writer_name}.jsonl")
         self.torn_lines = 0
         self._entries: dict[str, dict] = {}
-        for path in sorted(glob.glob(os.path.join(cache_dir, "responses-*.jsonl"))):
+        for path in fileio.glob(fileio.join(cache_dir, "responses-*.jsonl")):
             self._load(path)
         self._lock = threading.Lock()
-        self._file = open(self.path, "a+b")
-        self._file.seek(0, os.SEEK_END)
-        if self._file.tell() > 0:
-            self._file.seek(-1, os.SEEK_END)
-            if self._file.read(1) != b"\n":  # a torn last line: never glue a new entry to it
-                self._file.write(b"\n")
-                self._file.flush()
+        torn_end = fileio.exists(self.path) and fileio.size(self.path) > 0 and not self._ends_with_newline()
+        self._file = fileio.open_file(self.path, "ab")
+        if torn_end:  # a torn last line: never glue a new entry to it
+            self._file.write(b"\n")
+            self._file.flush()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -74,17 +71,21 @@ class ResponseCache:
 
     def close(self) -> None:
         with self._lock:
-            self._file.flush()
-            os.fsync(self._file.fileno())
             self._file.close()
 
+    def _ends_with_newline(self) -> bool:
+        with fileio.open_file(self.path, "rb") as f:
+            f.seek(fileio.size(self.path) - 1)
+            return f.read(1) == b"\n"
+
     def _load(self, path: str) -> None:
-        with open(path, "rb") as f:
+        with fileio.open_binary_stream(path) as f:
             for line in f:
                 if not line.strip():
                     continue
                 try:
                     entry = json.loads(line)
-                    self._entries[entry["key"]] = entry
-                except (ValueError, KeyError, TypeError):
+                except json.JSONDecodeError:  # a line cut short by a kill (entries are ASCII objects)
                     self.torn_lines += 1
+                    continue
+                self._entries[entry["key"]] = entry

@@ -22,31 +22,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from sllmr_tf import features
-from sllmr_tf.scoring.prompts import MAX_CANDIDATES
-
-
-@dataclasses.dataclass(frozen=True)
-class CandidateConfig:
-    list_size: int = 10
-    positives_per_list: int = 3
-    lists_per_user: int = 1
-    cold_user_factor: float = 3.0
-    longtail_factor: float = 2.0
-    history_length: int = 10
-    seed: int = 0
-
-    def validate(self) -> None:
-        if not 2 <= self.list_size <= MAX_CANDIDATES:
-            raise ValueError(f"list_size must be in [2, {MAX_CANDIDATES}], got {self.list_size}")
-        if not 1 <= self.positives_per_list < self.list_size:
-            raise ValueError(f"positives_per_list must be in [1, list_size), got {self.positives_per_list}")
-        if self.lists_per_user < 1:
-            raise ValueError(f"lists_per_user must be >= 1, got {self.lists_per_user}")
-        for name in ("cold_user_factor", "longtail_factor"):
-            if getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be >= 1 (1 = no augmentation), got {getattr(self, name)}")
-        if self.history_length < 0:
-            raise ValueError(f"history_length must be >= 0, got {self.history_length}")
+from sllmr_tf.scoring.config import CandidateConfig
 
 
 @dataclasses.dataclass(frozen=True)

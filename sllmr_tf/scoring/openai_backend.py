@@ -26,14 +26,15 @@ from typing import Sequence
 
 import numpy as np
 
+from sllmr_tf.errors import ConfigError
 from sllmr_tf.scoring import parsing, prompts
-from sllmr_tf.scoring.base import RankRequest, RankResponse
+from sllmr_tf.scoring.base import RankRequest, RankResponse, TransportError
+from sllmr_tf.scoring.config import OPENAI_MODES, OpenAIConfig
 
-MODES = ("rank", "logprobs")
 RETRY_STATUS = (408, 409, 429, 500, 502, 503, 504)
 
 
-class RequestFailed(RuntimeError):
+class RequestFailed(TransportError):
     """The endpoint gave no answer after every retry (or refused the request outright)."""
 
 
@@ -41,31 +42,30 @@ class OpenAIBackend:
     name = "openai"
     deterministic = False
 
-    def __init__(self, titles: Sequence[str], base_url: str, model: str, api_key: str | None = None,
-                 mode: str = "rank", temperature: float = 0.0, max_tokens: int = 128, seed: int = 0,
-                 top_logprobs: int = 20, timeout_s: float = 60.0, max_retries: int = 4,
-                 backoff_s: float = 1.0, min_fraction: float = 0.5):
-        """`titles[i]` is the title of item index i (index 0 unused)."""
-        if mode not in MODES:
-            raise ValueError(f"openai mode must be one of {MODES}, got {mode!r}")
+    def __init__(self, titles: Sequence[str], config: OpenAIConfig, base_url: str, model: str,
+                 api_key: str | None = None, seed: int = 0):
+        """`titles[i]` is the title of item index i (index 0 unused); `base_url` and `model`
+        are the config's or the environment's."""
+        if config.openai_mode not in OPENAI_MODES:
+            raise ConfigError(f"openai mode must be one of {OPENAI_MODES}, got {config.openai_mode!r}")
         if not base_url:
-            raise ValueError("the openai scorer needs a base URL (--openai_base_url or OPENAI_BASE_URL)")
+            raise ConfigError("the openai scorer needs a base URL (--openai_base_url or OPENAI_BASE_URL)")
         if not model:
-            raise ValueError("the openai scorer needs a model name (--openai_model or OPENAI_MODEL)")
+            raise ConfigError("the openai scorer needs a model name (--openai_model or OPENAI_MODEL)")
         self.titles = list(titles)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self._api_key = api_key
-        self.mode = mode
-        self.temperature = temperature
-        self.max_tokens = 1 if mode == "logprobs" else max_tokens
+        self.mode = config.openai_mode
+        self.temperature = config.temperature
+        self.max_tokens = 1 if self.mode == "logprobs" else config.max_tokens
         self.seed = seed
-        self.top_logprobs = top_logprobs
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self.min_fraction = min_fraction
-        self.prompt_style = prompts.STYLE_PICK if mode == "logprobs" else prompts.STYLE_RANK
+        self.top_logprobs = config.top_logprobs
+        self.timeout_s = config.request_timeout_s
+        self.max_retries = config.request_retries
+        self.backoff_s = config.backoff_s
+        self.min_fraction = config.min_parsed_fraction
+        self.prompt_style = prompts.STYLE_PICK if self.mode == "logprobs" else prompts.STYLE_RANK
         self._lock = threading.Lock()
         self.transport_retries = 0  # read by the pipeline for its summary
 
@@ -134,13 +134,12 @@ def _logprob_response(choice: dict, text: str, k: int) -> RankResponse:
     return RankResponse(scores, missing, raw, bool((~missing).sum() >= 2))
 
 
-def create(data_dir: str, base_url: str | None = None, model: str | None = None,
-           api_key_env: str = "OPENAI_API_KEY", **options) -> OpenAIBackend:
+def create(data_dir: str, config: OpenAIConfig = OpenAIConfig(), seed: int = 0) -> OpenAIBackend:
     """The backend for a prepared dataset; URL and model default to OPENAI_BASE_URL and
-    OPENAI_MODEL, the key is read from the environment variable named `api_key_env`."""
+    OPENAI_MODEL, the key is read from the environment variable the config names."""
     from sllmr_tf.data.dataset_dir import DatasetDir
 
     titles = [""] + [row.get("title") or row.get("text") or "" for row in DatasetDir(data_dir).items()]
-    return OpenAIBackend(titles, base_url or os.environ.get("OPENAI_BASE_URL", ""),
-                         model or os.environ.get("OPENAI_MODEL", ""), os.environ.get(api_key_env) or None,
-                         **options)
+    return OpenAIBackend(titles, config, config.openai_base_url or os.environ.get("OPENAI_BASE_URL", ""),
+                         config.openai_model or os.environ.get("OPENAI_MODEL", ""),
+                         os.environ.get(config.openai_api_key_env) or None, seed=seed)

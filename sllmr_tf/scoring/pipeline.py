@@ -1,16 +1,14 @@
 """The scoring job: candidate lists -> prompts -> answers (cached) -> Borda pairs on disk.
 
-For one shard of users it writes, into pairs_dir:
-
-    pairs-<shard>-of-<n>.tfrecord.gz     the LLM rank pairs (pairs_io), written atomically
-    log-<shard>-of-<n>.jsonl             every prompt and raw answer, for inspection
-    summary-<shard>-of-<n>.json          counts: lists, answers, retries, failures, pairs by source
-    cache/responses-<shard>-of-<n>.jsonl the response cache (cache.py)
+For one shard of users it writes into pairs_dir the pair shard, the prompt log
+and the summary described in data/pairs_dir.py, and grows the response cache
+(cache.py).
 
 Each list is asked in `num_orders` shuffled orders; an unusable answer is asked
 again with a stricter prompt up to `max_retries` times (a deterministic backend
 is asked once per list, without retries); a list with no usable answer is
-skipped and counted.
+skipped and counted. A request that gets no answer (`TransportError`) counts as a
+failed request; many in a row abort the job (`ScoringAborted`).
 Requests run on a bounded thread pool; results are consumed in list order,
 so the output does not depend on the concurrency. A backend may expose
 `true_correct_prob(user, item_a, item_b)` (synthetic worlds) and
@@ -22,50 +20,22 @@ import collections
 import concurrent.futures
 import dataclasses
 import json
-import os
 import time
 from typing import Callable
 
 import numpy as np
 
-from sllmr_tf import features
+from sllmr_tf import features, fileio, segments, shards
+from sllmr_tf.data import pairs_dir as pairs_dir_lib
 from sllmr_tf.data.dataset_dir import DatasetDir
-from sllmr_tf.scoring import aggregate, pairs_io, prompts
-from sllmr_tf.scoring.base import Backend, RankRequest, RankResponse
+from sllmr_tf.errors import ScoringAborted
+from sllmr_tf.scoring import aggregate, prompts
+from sllmr_tf.scoring.base import Backend, RankRequest, RankResponse, TransportError
 from sllmr_tf.scoring.cache import ResponseCache, cache_key
-from sllmr_tf.scoring.candidates import CandidateConfig, CandidateList, iter_lists
+from sllmr_tf.scoring.candidates import CandidateList, iter_lists
+from sllmr_tf.scoring.config import ScoreConfig
 
 SOURCE_NAMES = {features.SOURCE_REGULAR: "regular", features.SOURCE_AUGMENTED: "augmented"}
-
-
-class ScoringAborted(RuntimeError):
-    """The backend keeps failing (server down, wrong model or URL): stop instead of skipping everything."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ScoreConfig:
-    candidates: CandidateConfig = CandidateConfig()
-    num_orders: int = 3
-    max_retries: int = 2  # extra asks of one ordering after an unusable answer
-    concurrency: int = 4
-    max_pairs_per_list: int = 0  # 0: every pair of the aggregated ranking
-    max_lists: int = 0  # 0: all lists of the shard
-    shard_index: int = 0
-    num_shards: int = 1
-    max_consecutive_failures: int = 50
-    progress_every_s: float = 10.0
-
-    def validate(self) -> None:
-        self.candidates.validate()
-        if self.max_retries > len(prompts.RETRY_REMINDERS):
-            raise ValueError(f"max_retries must be <= {len(prompts.RETRY_REMINDERS)} (one new prompt per retry), "
-                             f"got {self.max_retries}")
-        if self.num_orders < 1 or self.max_retries < 0 or self.concurrency < 1:
-            raise ValueError("num_orders and concurrency must be >= 1 and max_retries >= 0")
-        if self.max_pairs_per_list < 0 or self.max_lists < 0:
-            raise ValueError("max_pairs_per_list and max_lists must be >= 0")
-        if not 0 <= self.shard_index < self.num_shards:
-            raise ValueError(f"shard_index must be in [0, num_shards={self.num_shards}), got {self.shard_index}")
 
 
 @dataclasses.dataclass
@@ -88,17 +58,25 @@ class _ListResult:
     scores: list[np.ndarray]  # usable answers, in the list's own candidate order
 
 
-def shard_name(shard_index: int, num_shards: int) -> str:
-    return f"{shard_index:05d}-of-{num_shards:05d}"
-
-
-def summary_path(pairs_dir: str, shard_index: int, num_shards: int) -> str:
-    return os.path.join(pairs_dir, f"summary-{shard_name(shard_index, num_shards)}.json")
-
-
 def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig = ScoreConfig(),
           cache_dir: str | None = None, log: Callable[[str], None] = print) -> dict:
-    """Score one shard of users with `backend`; returns the summary (also written to disk)."""
+    """Score one shard of users with `backend` and write its pairs into `pairs_dir`.
+
+    Args:
+        data_dir: a prepared dataset directory.
+        backend: the scorer (`backends.make_backend`).
+        pairs_dir: the output directory (data/pairs_dir.py).
+        config: the lists, orderings, retries and shard of this job.
+        cache_dir: the response cache (default: pairs_dir/cache); processes may share one.
+        log: where progress lines go.
+
+    Returns:
+        The shard's summary (also written to pairs_dir, last).
+
+    Raises:
+        ConfigError: an invalid config.
+        ScoringAborted: max_consecutive_failures requests in a row got no answer.
+    """
     config.validate()
     dataset = DatasetDir(data_dir)
     items = dataset.items()
@@ -116,9 +94,9 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     max_retries = 0 if backend.deterministic else config.max_retries  # the same request, the same answer
     style = getattr(backend, "prompt_style", prompts.STYLE_RANK)
     truth = getattr(backend, "true_correct_prob", None)
-    shard = shard_name(config.shard_index, config.num_shards)
-    os.makedirs(pairs_dir, exist_ok=True)
-    cache = ResponseCache(cache_dir or os.path.join(pairs_dir, "cache"), shard)
+    shard = shards.shard_suffix(config.shard_index, config.num_shards)
+    fileio.makedirs(pairs_dir)
+    cache = ResponseCache(cache_dir or pairs_dir_lib.default_cache_dir(pairs_dir), shard)
     log(f"scoring {len(lists):,} lists of shard {shard} with {backend.name} ({backend.model}), "
         f"{num_orders} order(s) each; {len(cache):,} cached answers")
 
@@ -138,7 +116,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
                 if response is None:
                     try:
                         response = ask.response = backend.rank(request)
-                    except Exception as e:  # noqa: BLE001  one failed request never ends the job
+                    except TransportError as e:  # one request without an answer never ends the job
                         ask.error = f"{type(e).__name__}: {e}"
                         break
                     cache.put(key, response)
@@ -152,11 +130,11 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     counts: collections.Counter = collections.Counter()
     start = last_report = time.time()
     consecutive_failures = 0
-    pair_path = pairs_io.pair_shard_path(pairs_dir, config.shard_index, config.num_shards)
-    log_path = os.path.join(pairs_dir, f"log-{shard}.jsonl")
+    pair_path = pairs_dir_lib.pair_shard_path(pairs_dir, config.shard_index, config.num_shards)
+    log_path = pairs_dir_lib.log_path(pairs_dir, config.shard_index, config.num_shards)
     try:
         with concurrent.futures.ThreadPoolExecutor(config.concurrency) as pool, \
-                pairs_io.PairWriter(pair_path) as writer, open(log_path, "w", encoding="utf-8") as log_file:
+                shards.ShardWriter(pair_path) as writer, fileio.open_file(log_path, "w") as log_file:
             chunk = 8 * config.concurrency
             for begin in range(0, len(lists), chunk):
                 for result in pool.map(ask_list, lists[begin:begin + chunk]):
@@ -175,10 +153,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
         cache.close()  # after the pool has joined its threads
     elapsed = time.time() - start
     summary = _summary(counts, backend, config, len(lists), num_orders, elapsed, cache.torn_lines)
-    path = summary_path(pairs_dir, config.shard_index, config.num_shards)
-    with open(path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=1, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    fileio.write_json(pairs_dir_lib.summary_path(pairs_dir, config.shard_index, config.num_shards), summary)
     log(_progress(counts, len(lists), elapsed))
     return summary
 
@@ -205,7 +180,7 @@ def _count_ask(counts: collections.Counter, ask: _Ask) -> None:
         counts["answers_malformed"] += 1
 
 
-def _write_pairs(result: _ListResult, writer: pairs_io.PairWriter, counts: collections.Counter,
+def _write_pairs(result: _ListResult, writer: shards.ShardWriter, counts: collections.Counter,
                  train_sets: dict, cold_users: set, is_longtail: np.ndarray, truth, config: ScoreConfig) -> None:
     cl = result.cl
     source = SOURCE_NAMES[cl.source]
@@ -221,17 +196,18 @@ def _write_pairs(result: _ListResult, writer: pairs_io.PairWriter, counts: colle
         a, b = cl.candidates[pair.a], cl.candidates[pair.b]
         outcome = 1 if (a in train and b not in train) else 0 if (b in train and a not in train) \
             else features.OUTCOME_UNKNOWN
-        writer.write({"user_id": cl.user_index, "item_a": a, "item_b": b, "confidence": pair.confidence,
-                      "source": cl.source, "outcome": outcome,
-                      "true_correct_prob": truth(cl.user_index, a, b) if truth else -1.0})
+        writer.write(pairs_dir_lib.encode_pair({
+            "user_id": cl.user_index, "item_a": a, "item_b": b, "confidence": pair.confidence,
+            "source": cl.source, "outcome": outcome,
+            "true_correct_prob": truth(cl.user_index, a, b) if truth else -1.0}))
         counts["pairs_written"] += 1
         counts[f"pairs_{source}"] += 1
         counts["confidence_sum"] += pair.confidence
         counts["pairs_cold_user"] += cl.user_index in cold_users
-        counts["pairs_longtail_item"] += bool(is_longtail[a] or is_longtail[b])
-        if outcome != features.OUTCOME_UNKNOWN:
+        counts["pairs_longtail_item"] += bool(segments.pair_touches_longtail(is_longtail[a], is_longtail[b]))
+        if segments.outcome_known(outcome):
             counts["pairs_outcome_known"] += 1
-            counts["pairs_agree_with_train"] += outcome
+            counts["pairs_agree_with_train"] += bool(segments.llm_agrees(outcome))
 
 
 def _log_row(cl: CandidateList, ask: _Ask) -> dict:

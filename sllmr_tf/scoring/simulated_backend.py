@@ -27,6 +27,7 @@ import numpy as np
 
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.data.synthetic_world import GroundTruth
+from sllmr_tf.errors import ConfigError
 from sllmr_tf.scoring.base import RankRequest, RankResponse
 
 USER_SEGMENTS = ("sparse", "medium", "heavy")
@@ -45,13 +46,13 @@ def parse_settings(option: str, spec: str, keys: tuple[str, ...], low: float, hi
             continue
         key, sep, text = (part.strip() for part in entry.partition("="))
         if not sep or key not in keys:
-            raise ValueError(f"{where}: bad entry {entry!r}; expected KEY=VALUE with KEY one of {list(keys)}")
+            raise ConfigError(f"{where}: bad entry {entry!r}; expected KEY=VALUE with KEY one of {list(keys)}")
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"{where}: entry {entry!r}: {text!r} is not a number") from None
+            raise ConfigError(f"{where}: entry {entry!r}: {text!r} is not a number") from None
         if not low <= value <= high:
-            raise ValueError(f"{where}: entry {entry!r}: value must be in [{low}, {high}]")
+            raise ConfigError(f"{where}: entry {entry!r}: value must be in [{low}, {high}]")
         values[key] = value
     return values
 
@@ -70,7 +71,7 @@ class ReliabilityProfile:
                    heavy_min_history: int = 20) -> "ReliabilityProfile":
         """Entries given override the defaults, so one region can be changed alone."""
         if not 0 <= sparse_max_history < heavy_min_history:
-            raise ValueError(f"simulated scorer: need 0 <= sparse_max_history ({sparse_max_history}) "
+            raise ConfigError(f"simulated scorer: need 0 <= sparse_max_history ({sparse_max_history}) "
                              f"< heavy_min_history ({heavy_min_history})")
         regions = tuple(f"{u}/{i}" for u in USER_SEGMENTS for i in ITEM_SEGMENTS)
         acc = parse_settings("accuracy", DEFAULT_ACCURACY, regions, 0.5, 1.0)
@@ -100,7 +101,7 @@ class SimulatedBackend:
                  sparse_max_history: int = 2, heavy_min_history: int = 20, seed: int = 0):
         dataset = DatasetDir(data_dir)
         if dataset.ground_truth_path is None:
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"{data_dir}: the simulated scorer needs a synthetic world's ground_truth.npz; "
                 "prepare one with --dataset=synthetic"
             )
@@ -108,7 +109,7 @@ class SimulatedBackend:
         self.profile = ReliabilityProfile.from_options(accuracy, position_bias, sparse_max_history,
                                                        heavy_min_history)
         self.seed = seed
-        self._history_length = dataset.user_lookup()["hist_len"]
+        self._history_length = dataset.user_lookup()["train_positives"]
         self._is_longtail = dataset.item_lookup()["is_longtail_item"].astype(bool)
 
     def decoding_params(self) -> dict:
@@ -151,6 +152,7 @@ class SimulatedBackend:
         return float(np.random.default_rng([self.seed, 1, user, item]).random())
 
 
-def create(data_dir: str, **options) -> SimulatedBackend:
-    """The factory `backends.make_backend` calls; options are SimulatedBackend's keyword arguments."""
-    return SimulatedBackend(data_dir, **options)
+def create(data_dir: str, accuracy: str = "", position_bias: str = "", sparse_max_history: int = 2,
+           heavy_min_history: int = 20, seed: int = 0) -> SimulatedBackend:
+    """The factory `backends.make_backend` calls with the --scorer_option values."""
+    return SimulatedBackend(data_dir, accuracy, position_bias, sparse_max_history, heavy_min_history, seed)

@@ -17,21 +17,19 @@ graph is the backbone alone (no gate, no pairs).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Mapping
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
-import sllmr_tf.models.backbones  # noqa: F401  (registers every backbone)
+from sllmr_tf import fileio
+from sllmr_tf.errors import ArtifactError
+from sllmr_tf.models.build import build_backbone
 from sllmr_tf.models.config import BackboneConfig
-from sllmr_tf.models.registry import build_backbone
 
 TRAIN_CONFIG = "train_config.json"
 BACKBONE_JSON = "backbone.json"
-BACKBONE_WEIGHTS = os.path.join("backbone", "weights")
-BEST_WEIGHTS = os.path.join("best", "weights")
+BACKBONE_WEIGHTS = "backbone/weights"
+BEST_WEIGHTS = "best/weights"
 EARLY_STOPPING = "early_stopping.json"
 BACKUP_DIR = "backup"
 LOGS_DIR = "logs"
@@ -39,24 +37,7 @@ METRICS = "metrics.json"
 
 
 def path(model_dir: str, name: str) -> str:
-    return os.path.join(model_dir, name)
-
-
-def write_json(file_path: str, value: Mapping) -> None:
-    """Write atomically: a reader never sees half a file."""
-    os.makedirs(os.path.dirname(file_path) or ".", exist_ok=True)
-    tmp = file_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, file_path)
-
-
-def read_json(file_path: str) -> dict | None:
-    if not os.path.exists(file_path):
-        return None
-    with open(file_path) as f:
-        return json.load(f)
+    return fileio.join(model_dir, name)
 
 
 def backbone_config_to_json(config: BackboneConfig) -> dict:
@@ -70,17 +51,17 @@ def backbone_config_from_json(value: Mapping) -> BackboneConfig:
 def save_backbone(model_dir: str, name: str, config: BackboneConfig, vocab_sizes: Mapping[str, int],
                   backbone: tf.keras.Model) -> None:
     backbone.save_weights(path(model_dir, BACKBONE_WEIGHTS))
-    write_json(path(model_dir, BACKBONE_JSON), {
+    fileio.write_json(path(model_dir, BACKBONE_JSON), {
         "name": name, "config": backbone_config_to_json(config),
         "vocab_sizes": {k: int(v) for k, v in vocab_sizes.items()}})
 
 
 def load_backbone(model_dir: str) -> tf.keras.Model:
     """The trained backbone of `model_dir`, ready to predict."""
-    spec = read_json(path(model_dir, BACKBONE_JSON))
+    spec = fileio.read_json(path(model_dir, BACKBONE_JSON))
     if spec is None:
-        raise FileNotFoundError(f"{model_dir}: no trained backbone ({BACKBONE_JSON}); "
-                                "run sllmr-train to completion first")
+        raise ArtifactError(f"{model_dir}: no trained backbone ({BACKBONE_JSON}); "
+                            "run sllmr-train to completion first")
     backbone = build_backbone(spec["name"], spec["vocab_sizes"], backbone_config_from_json(spec["config"]))
     backbone.load_weights(path(model_dir, BACKBONE_WEIGHTS)).assert_existing_objects_matched()
     return backbone

@@ -3,18 +3,18 @@
 Keras's EarlyStopping keeps its best weights and counters in memory, so a run
 killed and resumed by BackupAndRestore would forget them; `EarlyStoppingOnAuc`
 keeps both on disk. `GateHistograms` writes what the scalar logs cannot show:
-the distribution of alpha per segment on a fixed sample of joined batches.
+the distribution of the pair weights per segment on a fixed sample of joined batches.
 """
 from __future__ import annotations
 
-import os
+import collections
 
 import numpy as np
 import scipy.stats
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
+from sllmr_tf import fileio, segments
 from sllmr_tf.training import artifacts
 from sllmr_tf.training.join import PAIRS_KEY
 
@@ -30,7 +30,7 @@ class EarlyStoppingOnAuc(tf.keras.callbacks.Callback):
         self.state = {"best": None, "best_epoch": None, "wait": 0, "epochs_run": 0}
 
     def on_train_begin(self, logs=None):
-        saved = artifacts.read_json(self._state_path)
+        saved = fileio.read_json(self._state_path)
         if saved is not None:
             self.state = saved
 
@@ -51,7 +51,7 @@ class EarlyStoppingOnAuc(tf.keras.callbacks.Callback):
                 self.log(f"early stopping: {self.monitor} has not improved on {state['best']:.4f} "
                          f"(epoch {state['best_epoch']}) for {self.patience} epochs")
                 self.model.stop_training = True
-        artifacts.write_json(self._state_path, state)
+        fileio.write_json(self._state_path, state)
 
     def on_train_end(self, logs=None):
         if self.state["best_epoch"] is not None:
@@ -78,51 +78,52 @@ class ResumeNotice(tf.keras.callbacks.Callback):
 
 
 class GateHistograms(tf.keras.callbacks.Callback):
-    """Per epoch, alpha on a fixed sample of joined training batches, per segment.
+    """Per epoch, the pair weights on a fixed sample of joined training batches, per segment.
 
-    Writes histograms alpha/{all,cold_start,longtail,head}, their means, and,
-    where the pairs carry the synthetic world's truth, the Spearman correlation
-    of alpha with the true probability that the LLM's order is right.
+    Writes histograms and means of the weight the pairwise loss applies
+    (weight/<segment>) and, for the learned gate, of alpha (alpha/<segment>),
+    and, where the pairs carry the synthetic world's truth, the Spearman
+    correlation of the weight with the true probability that the LLM's order is right.
     """
 
     def __init__(self, log_dir: str, batches: list):
         super().__init__()
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "gate"))
+        self.writer = tf.summary.create_file_writer(fileio.join(log_dir, "gate"))
         self.batches = batches
 
     def on_epoch_end(self, epoch, logs=None):
         sample = pair_weight_sample(self.model, self.batches)
-        if sample["alpha"].size == 0:
+        if sample["weight"].size == 0:
             return
+        masks = segments.pair_segments(sample["is_cold_user"], sample["a_is_longtail"], sample["b_is_longtail"])
         with self.writer.as_default(step=epoch):
-            for name, mask in segment_masks(sample).items():
-                if mask.any():
-                    tf.summary.histogram(f"alpha/{name}", sample["alpha"][mask])
-                    tf.summary.scalar(f"alpha_mean/{name}", float(sample["alpha"][mask].mean()))
+            for quantity in ("weight", "alpha"):
+                if quantity not in sample:
+                    continue
+                for name, mask in masks.items():
+                    if mask.any():
+                        tf.summary.histogram(f"{quantity}/{name}", sample[quantity][mask])
+                        tf.summary.scalar(f"{quantity}_mean/{name}", float(sample[quantity][mask].mean()))
             truth = sample["true_correct_prob"] >= 0
-            if truth.sum() > 2 and np.ptp(sample["alpha"][truth]) > 0:
-                rho = scipy.stats.spearmanr(sample["alpha"][truth], sample["true_correct_prob"][truth])[0]
-                tf.summary.scalar("alpha_spearman_true_correct_prob", float(rho))
+            if truth.sum() > 2 and np.ptp(sample["weight"][truth]) > 0:
+                rho = scipy.stats.spearmanr(sample["weight"][truth], sample["true_correct_prob"][truth])[0]
+                tf.summary.scalar("weight_spearman_true_correct_prob", float(rho))
         self.writer.flush()
 
 
 def pair_weight_sample(model, batches: list) -> dict[str, np.ndarray]:
-    """Each joined pair's weight (alpha) under the current model, with its segment and truth."""
-    parts = {k: [] for k in ("alpha", "is_cold_user", "user_hist_len", "longtail", "true_correct_prob",
-                             "outcome")}
+    """Each joined pair's weight (and alpha, with a gate) under the current model, with its
+    user's and items' segment tags, the LLM outcome and the truth."""
+    parts: dict[str, list] = collections.defaultdict(list)
     for x, y in batches:
         terms = model.loss_terms(x, y, training=False)
         pairs = x[PAIRS_KEY]
-        parts["alpha"].append(terms.pair_weight.numpy())
-        parts["is_cold_user"].append(pairs["is_cold_user"].numpy() > 0)
-        parts["user_hist_len"].append(pairs["user_hist_len"].numpy())
-        parts["longtail"].append((pairs["a"]["is_longtail_item"].numpy() > 0)
-                                 | (pairs["b"]["is_longtail_item"].numpy() > 0))
-        parts["true_correct_prob"].append(pairs["true_correct_prob"].numpy())
-        parts["outcome"].append(pairs["outcome"].numpy())
-    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
-
-
-def segment_masks(sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    cold, longtail = sample["is_cold_user"].astype(bool), sample["longtail"].astype(bool)
-    return {"all": np.ones_like(cold), "cold_start": cold, "longtail": longtail, "head": ~cold & ~longtail}
+        parts["weight"].append(terms.weight.numpy())
+        if terms.alpha is not None:
+            parts["alpha"].append(terms.alpha.numpy())
+        for name, value in (("is_cold_user", pairs["is_cold_user"]), ("user_train_positives", pairs["user_train_positives"]),
+                            ("a_is_longtail", pairs["a"]["is_longtail_item"]),
+                            ("b_is_longtail", pairs["b"]["is_longtail_item"]),
+                            ("true_correct_prob", pairs["true_correct_prob"]), ("outcome", pairs["outcome"])):
+            parts[name].append(value.numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()} if parts else {"weight": np.zeros(0)}

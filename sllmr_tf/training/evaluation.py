@@ -3,12 +3,12 @@
 The effects S-LLMR is about are small (+0.007 to +0.01 AUC), so every AUC comes
 with its n and a 95% interval from a bootstrap over users (users, not rows, are
 the independent units: one user's rows share that user's history and
-negatives), and a segment with fewer than MIN_EVENTS test events is flagged
-`too_small` so no one ranks methods on it.
+negatives), and a segment with fewer than segments.MIN_EVENTS test events is
+flagged `too_small` so no one ranks methods on it.
 
-Segments:
+Segments (segments.py holds the rules):
     overall           every row of the split
-    cold_start_users  rows of users with < 3 train items (the prepare tag)
+    cold_start_users  rows of users with < 3 train positives (the prepare tag)
     longtail_items    rows whose item is in the bottom 20% of train popularity (the
                       paper's definition; few rows under leave-last-out)
     longtail_events   the 20% of rows whose items are least popular (event-weighted)
@@ -18,12 +18,11 @@ both a positive and a negative row.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
-MIN_EVENTS = 200
-LONGTAIL_EVENT_SHARE = 0.2
+from sllmr_tf import segments
+
 LOG_EPS = 1e-7
 
 
@@ -45,33 +44,24 @@ class Predictions:
 
 def evaluate(pred: Predictions, num_bootstrap: int = 200, seed: int = 0) -> dict:
     """metrics.json's block for one split."""
-    segments = {
+    masks = {
         "overall": np.ones(len(pred.labels), bool),
         "cold_start_users": pred.is_cold_user.astype(bool),
         "longtail_items": pred.is_longtail_item.astype(bool),
-        "longtail_events": longtail_events(pred.item_pop, pred.items),
+        "longtail_events": segments.longtail_events(pred.item_pop, pred.items),
     }
-    report = {name: segment_report(pred.subset(mask), num_bootstrap, seed)
-              for name, mask in segments.items()}
+    report = {name: segment_report(pred.subset(masks[name]), num_bootstrap, seed)
+              for name in segments.EVAL_SEGMENTS}
     report["gauc"] = gauc_report(pred, num_bootstrap, seed)
-    report["min_events"] = MIN_EVENTS
+    report["min_events"] = segments.MIN_EVENTS
     report["interval"] = f"95% percentile bootstrap over users, {num_bootstrap} resamples"
     return report
-
-
-def longtail_events(item_pop: np.ndarray, items: np.ndarray,
-                    share: float = LONGTAIL_EVENT_SHARE) -> np.ndarray:
-    """Mask of the `share` of rows with the least popular items (ties broken by item index)."""
-    order = np.lexsort((items, item_pop))
-    mask = np.zeros(len(item_pop), bool)
-    mask[order[:math.ceil(share * len(item_pop))]] = True
-    return mask
 
 
 def segment_report(pred: Predictions, num_bootstrap: int, seed: int) -> dict:
     n = len(pred.labels)
     out = {"n": n, "n_users": int(np.unique(pred.users).size), "positives": int(pred.labels.sum()),
-           "too_small": n < MIN_EVENTS, "auc": None, "auc_ci95": None, "logloss": None}
+           "too_small": n < segments.MIN_EVENTS, "auc": None, "auc_ci95": None, "logloss": None}
     if n == 0:
         return out
     out["logloss"] = logloss(pred.labels, pred.probs)
@@ -107,7 +97,7 @@ def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, users: np.ndarray, num
 def gauc_report(pred: Predictions, num_bootstrap: int, seed: int) -> dict:
     per_user = per_user_auc(pred.labels, pred.probs, pred.users)
     out = {"value": None, "ci95": None, "n_users": int(per_user.size),
-           "too_small": int(per_user.size) < MIN_EVENTS}
+           "too_small": int(per_user.size) < segments.MIN_EVENTS}
     if per_user.size:
         out["value"] = float(per_user.mean())
         rng = np.random.default_rng(seed)

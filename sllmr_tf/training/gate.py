@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
-SIGNALS = ("log1p_user_hist_len", "log1p_pop_less_popular", "log1p_pop_more_popular",
+SIGNALS = ("log1p_user_train_positives", "log1p_pop_less_popular", "log1p_pop_more_popular",
            "model_uncertainty", "model_agreement", "llm_confidence")
 
 
@@ -27,21 +26,19 @@ def gate_signals(pairs: Mapping, score_a: tf.Tensor, score_b: tf.Tensor) -> tf.T
       The gate learns from pairs whose outcome is known, i.e. a train item
       against a non-train item, and train items are the popular ones; given
       "pop of a" and "pop of b" in order, it learns "the LLM is right when it
-      prefers the more popular item", which holds on those pairs only (on the
-      synthetic world it cut the Spearman correlation of alpha with the true
-      correctness from 0.54 to 0.34).
+      prefers the more popular item", which holds on those pairs only.
     - The backbone's view of the pair: q = sigmoid(s_a - s_b), its own
       probability that a beats b, enters as the agreement q and the
       uncertainty 4 q (1 - q) (1 where it cannot tell, 0 where it is sure).
       How right one LLM pair is varies mostly within a user/item region, with
       how far apart the two items truly are, which only the backbone's own
-      scores estimate (without q: Spearman 0.27 instead of 0.54).
+      scores estimate. (BUILD_NOTES.md, Training, has the measurements.)
     """
     q = tf.sigmoid(score_a - score_b)
     log1p = lambda v: tf.math.log1p(tf.cast(v, tf.float32))  # noqa: E731
     pop_a, pop_b = log1p(pairs["a"]["item_pop"]), log1p(pairs["b"]["item_pop"])
     signals = tf.stack([
-        log1p(pairs["user_hist_len"]),
+        log1p(pairs["user_train_positives"]),
         tf.minimum(pop_a, pop_b),
         tf.maximum(pop_a, pop_b),
         4.0 * q * (1.0 - q),

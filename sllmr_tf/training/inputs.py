@@ -1,7 +1,6 @@
 """The input pipelines of training and evaluation: shards -> batches (-> joined pairs)."""
 from __future__ import annotations
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf.data.pipeline import make_dataset

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf.training.pairs_table import PairsTable

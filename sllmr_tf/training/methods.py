@@ -8,7 +8,7 @@ how much each pair weighs:
     kd            global distillation: the pairwise loss on every pair, weight 1.
     kd_pointwise  the LLM-CF KD baseline: BCE(sigmoid(s), p_teacher) on both items of
                   each pair (p_teacher: see pairs_table.teacher_probabilities), weighted
-                  like every LLM term by --pair_weight, whose default 0.1 is that
+                  like every LLM term by --llm_loss_weight, whose default 0.1 is that
                   baseline's weight.
     heuristic     the pairwise loss with weight 1 for pairs of cold-start users or
                   involving a long-tail item, else 0 (ablation of the learned gate).
@@ -18,6 +18,8 @@ how much each pair weighs:
 from __future__ import annotations
 
 import dataclasses
+
+from sllmr_tf.errors import ConfigError
 
 PAIRWISE = "pairwise"
 POINTWISE = "pointwise"
@@ -59,5 +61,5 @@ def method_names() -> tuple[str, ...]:
 
 def get_method(name: str) -> Method:
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
     return METHODS[name]

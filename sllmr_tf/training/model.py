@@ -13,7 +13,7 @@ Per batch (see join.py for how pairs arrive):
     L_gate  BCE of the gate against "the LLM order agrees with the observed
             outcome", on pairs whose outcome is known
 
-    L = BCE + pair_weight * sum(w * L_pair) / pairs + gate_weight * L_gate
+    L = BCE + llm_loss_weight * sum(w * L_pair) / pairs + gate_loss_weight * L_gate
 
 The batch and both swapped copies go through the backbone in one call. `base`
 never reads the pairs, so a base run is the same with or without them.
@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
-from sllmr_tf import features
+from sllmr_tf import features, segments
 from sllmr_tf.training import methods as methods_lib
 from sllmr_tf.training.gate import ReliabilityGate, gate_signals
 from sllmr_tf.training.join import PAIRS_KEY
@@ -40,10 +39,11 @@ class LossTerms:
 
     total: tf.Tensor
     bce: tf.Tensor
-    llm: tf.Tensor  # sum(w * L_pair) / pairs, before pair_weight
+    llm: tf.Tensor  # sum(w * L_pair) / pairs, before llm_loss_weight
     gate: tf.Tensor
     logits: tf.Tensor  # (batch,)
-    pair_weight: tf.Tensor | None = None  # (pairs,) the w above ("alpha" in the logs)
+    weight: tf.Tensor | None = None  # (pairs,) w: the weight the pairwise loss applies to each pair
+    alpha: tf.Tensor | None = None  # (pairs,) the gate's P(the LLM's order is right); methods with a gate
     gate_logit: tf.Tensor | None = None  # (pairs,)
     gate_inputs: tf.Tensor | None = None  # (pairs, len(gate.SIGNALS)): what the gate saw
 
@@ -51,13 +51,13 @@ class LossTerms:
 class TrainingModel(tf.keras.Model):
     """Wraps a backbone (feature dict -> (batch, 1) logit) with a method's loss."""
 
-    def __init__(self, backbone: tf.keras.Model, method: methods_lib.Method, pair_weight: float = 0.1,
-                 gate_weight: float = 1.0, confidence_weighting: bool = False, **kwargs):
+    def __init__(self, backbone: tf.keras.Model, method: methods_lib.Method, llm_loss_weight: float = 0.1,
+                 gate_loss_weight: float = 1.0, confidence_weighting: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
         self.method = method
-        self.pair_weight = float(pair_weight)
-        self.gate_weight = float(gate_weight)
+        self.llm_loss_weight = float(llm_loss_weight)
+        self.gate_loss_weight = float(gate_loss_weight)
         self.confidence_weighting = bool(confidence_weighting)
         self.gate = ReliabilityGate(name="gate") if method.has_gate else None
         self._train_metrics = _TrainMetrics(method)
@@ -78,7 +78,7 @@ class TrainingModel(tf.keras.Model):
         logits, score_a, score_b = self._score_with_pairs(x, pairs, training)
         bce = _mean_bce(y, logits)
         num_pairs = tf.cast(tf.size(score_a), tf.float32)
-        weight, gate_inputs, gate_logit, gate_loss = self._pair_weights(pairs, score_a, score_b)
+        weight, alpha, gate_inputs, gate_logit, gate_loss = self._pair_weights(pairs, score_a, score_b)
         if self.method.llm_loss == methods_lib.POINTWISE:
             per_pair = 0.5 * (_bce(pairs["teacher_a"], score_a) + _bce(pairs["teacher_b"], score_b))
         else:
@@ -86,9 +86,9 @@ class TrainingModel(tf.keras.Model):
             if self.confidence_weighting:
                 per_pair *= pairs["confidence"]
         llm = tf.math.divide_no_nan(tf.reduce_sum(weight * per_pair), num_pairs)
-        total = bce + self.pair_weight * llm + self.gate_weight * gate_loss + self._regularization()
-        return LossTerms(total=total, bce=bce, llm=llm, gate=gate_loss, logits=logits,
-                         pair_weight=weight, gate_logit=gate_logit, gate_inputs=gate_inputs)
+        total = bce + self.llm_loss_weight * llm + self.gate_loss_weight * gate_loss + self._regularization()
+        return LossTerms(total=total, bce=bce, llm=llm, gate=gate_loss, logits=logits, weight=weight,
+                         alpha=alpha, gate_logit=gate_logit, gate_inputs=gate_inputs)
 
     def _score_with_pairs(self, x: dict, pairs: dict, training: bool):
         """Logits of the batch, of (u, a) and of (u, b), from one backbone call."""
@@ -105,20 +105,22 @@ class TrainingModel(tf.keras.Model):
         return logits[:n], logits[n:n + p], logits[n + p:]
 
     def _pair_weights(self, pairs: dict, score_a: tf.Tensor, score_b: tf.Tensor):
-        """(w, gate signals, gate logit, L_gate) for the method; no gate: None, None."""
-        ones = tf.ones_like(score_a)
+        """(w, alpha, gate signals, gate logit, L_gate) for the method; without a gate the
+        last four are None, None, None, 0."""
         zero = tf.constant(0.0)
         if self.method.weighting == methods_lib.WEIGHT_ONE:
-            return ones, None, None, zero
+            return tf.ones_like(score_a), None, None, None, zero
         if self.method.weighting == methods_lib.WEIGHT_HEURISTIC:
-            return tf.cast(_cold_or_longtail(pairs), tf.float32), None, None, zero
+            cold_or_tail = segments.cold_or_longtail(pairs["is_cold_user"], pairs["a"]["is_longtail_item"],
+                                                     pairs["b"]["is_longtail_item"])
+            return tf.cast(cold_or_tail, tf.float32), None, None, None, zero
         signals = gate_signals(pairs, score_a, score_b)
         gate_logit = self.gate(signals)
-        known = tf.cast(tf.not_equal(pairs["outcome"], features.OUTCOME_UNKNOWN), tf.float32)
-        agrees = tf.cast(tf.equal(pairs["outcome"], 1), tf.float32)
+        known, agrees = _known_and_agrees(pairs)
         gate_loss = tf.math.divide_no_nan(tf.reduce_sum(known * _bce(agrees, gate_logit)),
                                           tf.reduce_sum(known))
-        return tf.stop_gradient(tf.sigmoid(gate_logit)), signals, gate_logit, gate_loss
+        alpha = tf.stop_gradient(tf.sigmoid(gate_logit))
+        return alpha, alpha, signals, gate_logit, gate_loss
 
     def _regularization(self) -> tf.Tensor:
         return tf.add_n(self.backbone.losses) if self.backbone.losses else tf.constant(0.0)
@@ -129,7 +131,12 @@ class TrainingModel(tf.keras.Model):
             terms = self.loss_terms(x, y, training=True)
         variables = self.trainable_variables
         gradients = tape.gradient(terms.total, variables)
-        self.optimizer.apply_gradients((g, v) for g, v in zip(gradients, variables) if g is not None)
+        # Every variable of the backbone and the gate is used by the loss: a None here is a bug
+        # (a layer cut off from the loss), not something to skip silently.
+        missing = [v.name for g, v in zip(gradients, variables) if g is None]
+        if missing:
+            raise RuntimeError(f"no gradient reaches {missing} under method {self.method.name!r}")
+        self.optimizer.apply_gradients(zip(gradients, variables))
         return self._train_metrics.update(terms, x.get(PAIRS_KEY))
 
     def test_step(self, data):
@@ -143,16 +150,17 @@ class TrainingModel(tf.keras.Model):
 
 
 class _TrainMetrics:
-    """Running means of the loss terms, of alpha per segment and of the LLM's agreement."""
+    """Running means of the loss terms, of the pair weight per segment, of alpha and of the
+    LLM's agreement with train outcomes."""
 
     def __init__(self, method: methods_lib.Method):
         self.method = method
         names = ["loss", "bce"]
         if method.uses_pairs:
-            names += ["llm_loss", "pairs_per_batch", "alpha", "alpha_cold_start", "alpha_longtail",
-                      "alpha_head", "llm_agreement"]
+            names += ["llm_loss", "pairs_per_batch", *(_weight_metric(name) for name in segments.PAIR_SEGMENTS),
+                      "llm_agreement"]
         if method.has_gate:
-            names += ["gate_loss"]
+            names += ["alpha", "gate_loss"]
         self.means = {name: tf.keras.metrics.Mean(name=name) for name in names}
         self.gate_auc = tf.keras.metrics.AUC(name="gate_auc") if method.has_gate else None
 
@@ -167,20 +175,21 @@ class _TrainMetrics:
         if self.method.uses_pairs:
             m["llm_loss"].update_state(terms.llm)
             m["pairs_per_batch"].update_state(tf.cast(tf.size(pairs["row"]), tf.float32))
-            w = terms.pair_weight
-            cold = tf.cast(pairs["is_cold_user"], tf.float32)
-            longtail = tf.cast(_any_longtail(pairs), tf.float32)
-            m["alpha"].update_state(w)
-            m["alpha_cold_start"].update_state(w, sample_weight=cold)
-            m["alpha_longtail"].update_state(w, sample_weight=longtail)
-            m["alpha_head"].update_state(w, sample_weight=(1.0 - cold) * (1.0 - longtail))
-            known = tf.cast(tf.not_equal(pairs["outcome"], features.OUTCOME_UNKNOWN), tf.float32)
-            agrees = tf.cast(tf.equal(pairs["outcome"], 1), tf.float32)
+            masks = segments.pair_segments(pairs["is_cold_user"], pairs["a"]["is_longtail_item"],
+                                           pairs["b"]["is_longtail_item"])
+            for name, mask in masks.items():
+                m[_weight_metric(name)].update_state(terms.weight, sample_weight=tf.cast(mask, tf.float32))
+            known, agrees = _known_and_agrees(pairs)
             m["llm_agreement"].update_state(agrees, sample_weight=known)
             if self.gate_auc is not None:
+                m["alpha"].update_state(terms.alpha)
                 m["gate_loss"].update_state(terms.gate)
-                self.gate_auc.update_state(agrees, tf.sigmoid(terms.gate_logit), sample_weight=known)
+                self.gate_auc.update_state(agrees, terms.alpha, sample_weight=known)
         return {metric.name: metric.result() for metric in self.all}
+
+
+def _weight_metric(segment: str) -> str:
+    return "weight" if segment == "all" else f"weight_{segment}"
 
 
 class _EvalMetrics:
@@ -213,9 +222,7 @@ def _mean_bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(_bce(labels, logits))
 
 
-def _any_longtail(pairs: dict) -> tf.Tensor:
-    return tf.logical_or(pairs["a"]["is_longtail_item"] > 0, pairs["b"]["is_longtail_item"] > 0)
-
-
-def _cold_or_longtail(pairs: dict) -> tf.Tensor:
-    return tf.logical_or(pairs["is_cold_user"] > 0, _any_longtail(pairs))
+def _known_and_agrees(pairs: dict) -> tuple[tf.Tensor, tf.Tensor]:
+    """Float masks: the pair's outcome is known from train data; the LLM agrees with it."""
+    return (tf.cast(segments.outcome_known(pairs["outcome"]), tf.float32),
+            tf.cast(segments.llm_agrees(pairs["outcome"]), tf.float32))

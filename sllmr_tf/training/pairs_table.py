@@ -9,7 +9,7 @@ one gather. Each pair row carries, besides the scorer's columns
     a / b            the item-side features of item a and item b (item_id,
                      item_category, item_brand, item_pop, is_longtail_item), so the
                      step can score the user on either item by swapping them in
-    user_hist_len    the user's number of train items (a gate signal)
+    user_train_positives  all of the user's train positives (a gate signal)
     is_cold_user     the user's segment tag
     teacher_a / _b   the pointwise teacher probability of each item (kd_pointwise)
 
@@ -24,8 +24,9 @@ from typing import Mapping
 import numpy as np
 
 from sllmr_tf import features
+from sllmr_tf.data import pairs_dir as pairs_dir_lib
 from sllmr_tf.data.dataset_dir import DatasetDir
-from sllmr_tf.scoring import pairs_io
+from sllmr_tf.errors import ArtifactError
 
 SIDES = ("a", "b")
 
@@ -49,7 +50,7 @@ class PairsTable:
 
 def load_pairs_table(pairs_dir: str, data: DatasetDir, keep_augmented: bool = True) -> PairsTable:
     """Read the scorer's pairs for the dataset `data`; checks they belong to it."""
-    raw = pairs_io.read_pairs(pairs_dir)
+    raw = pairs_dir_lib.read_pairs(pairs_dir)
     return build_pairs_table(raw, data, keep_augmented=keep_augmented, origin=pairs_dir)
 
 
@@ -65,7 +66,7 @@ def build_pairs_table(raw: Mapping[str, np.ndarray], data: DatasetDir, keep_augm
 
     user_signals = data.user_lookup()
     user = columns["user_id"]
-    columns["user_hist_len"] = user_signals["hist_len"][user]
+    columns["user_train_positives"] = user_signals["train_positives"][user]
     columns["is_cold_user"] = user_signals["is_cold_user"][user]
     columns["teacher_a"], columns["teacher_b"] = teacher_probabilities(
         user, columns["item_a"], columns["item_b"], columns["confidence"], num_items)
@@ -118,5 +119,5 @@ def _check_pairs(raw: Mapping[str, np.ndarray], num_users: int, num_items: int, 
         bad = np.flatnonzero(~ok(np.asarray(raw[name])))
         if bad.size:
             k = int(bad[0])
-            raise ValueError(f"{origin}: pair {k} field {name!r}: {reason} (value {raw[name][k]}); "
+            raise ArtifactError(f"{origin}: pair {k} field {name!r}: {reason} (value {raw[name][k]}); "
                              f"{bad.size} such pairs - were they scored on another data_dir?")

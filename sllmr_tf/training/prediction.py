@@ -1,14 +1,14 @@
 """Predictions of a backbone over a whole split, with what the segment metrics need."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
-
-import sllmr_tf  # noqa: F401  (selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 
-from sllmr_tf import features
+from sllmr_tf import features, fileio
+from sllmr_tf.data.dataset_dir import DatasetDir
+from sllmr_tf.errors import ArtifactError
+from sllmr_tf.training import artifacts
+from sllmr_tf.training.config import EvalConfig
 from sllmr_tf.training.evaluation import Predictions, evaluate
 from sllmr_tf.training.inputs import interaction_batches
 
@@ -31,7 +31,7 @@ def predict_split(backbone: tf.keras.Model, data_dir: str, split: str, batch_siz
         for field, name in keep.items():
             parts[field].append(x[name].numpy())
     if not parts["labels"]:
-        raise ValueError(f"{data_dir}: the {split} split has no examples")
+        raise ArtifactError(f"{data_dir}: the {split} split has no examples")
     out = {k: np.concatenate(v) for k, v in parts.items()}
     out["is_cold_user"] = out["is_cold_user"] > 0
     out["is_longtail_item"] = out["is_longtail_item"] > 0
@@ -43,5 +43,34 @@ def evaluate_split(backbone: tf.keras.Model, data_dir: str, split: str, batch_si
     """metrics.json's block for one split of one dataset."""
     block = evaluate(predict_split(backbone, data_dir, split, batch_size), num_bootstrap=num_bootstrap,
                      seed=seed)
-    block["data_dir"] = os.path.abspath(data_dir)
+    block["data_dir"] = fileio.absolute(data_dir)
+    return block
+
+
+def evaluate_run(config: EvalConfig) -> dict:
+    """Evaluate a finished run on a split and record it in the run's metrics.json.
+
+    Args:
+        config: the run, the dataset and split to evaluate, and the bootstrap settings.
+
+    Returns:
+        The split's metrics block.
+
+    Raises:
+        ArtifactError: the run is not finished, or the dataset's vocabularies differ from the
+            ones the run was trained with.
+    """
+    data = DatasetDir(config.data_dir)
+    backbone_json = fileio.read_json(artifacts.path(config.model_dir, artifacts.BACKBONE_JSON)) or {}
+    trained_on = backbone_json.get("vocab_sizes")
+    if trained_on is not None and trained_on != features.vocab_sizes(data.stats):
+        raise ArtifactError(f"{config.data_dir}: vocabulary sizes {features.vocab_sizes(data.stats)} differ from "
+                            f"the ones {config.model_dir} was trained with {trained_on}")
+    backbone = artifacts.load_backbone(config.model_dir)
+    block = evaluate_split(backbone, config.data_dir, config.split, config.batch_size, config.num_bootstrap,
+                           config.seed)
+    metrics_path = artifacts.path(config.model_dir, artifacts.METRICS)
+    metrics = fileio.read_json(metrics_path) or {}
+    metrics[config.split] = block
+    fileio.write_json(metrics_path, metrics)
     return block

@@ -1,28 +1,27 @@
-"""Registry of raw sources: one reader per format, shared by `prepare` and the TFDS builders."""
+"""The raw sources by name: one reader per format, shared by `prepare` and the TFDS builders."""
 from __future__ import annotations
 
-import importlib
-from typing import Callable
+from sllmr_tf.registry import Registry
 
-from sllmr_tf.data.records import RawSource
-
-# name -> "module:factory"; factories take keyword flags and return a RawSource.
-_SOURCES = {
+# Each factory takes raw_dir, category and the source's own keyword options and returns a RawSource.
+SOURCES = Registry("dataset", {
     "movielens100k": "sllmr_tf.data.readers.movielens:MovieLens100k",
     "amazon2014": "sllmr_tf.data.readers.amazon:Amazon2014",
     "amazon2018": "sllmr_tf.data.readers.amazon:Amazon2018",
     "amazon2023": "sllmr_tf.data.readers.amazon:Amazon2023",
     "csv": "sllmr_tf.data.readers.tabular:TabularSource",
     "synthetic": "sllmr_tf.data.readers.synthetic:SyntheticSource",
-}
+})
 
 
-def source_names() -> tuple[str, ...]:
-    return tuple(_SOURCES)
+def open_source(config):
+    """The raw source a `PrepareConfig` names, with its raw dir, category and options.
 
+    Args:
+        config: a `sllmr_tf.data.config.PrepareConfig`.
 
-def source_factory(name: str) -> Callable[..., RawSource]:
-    if name not in _SOURCES:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(_SOURCES)}")
-    module, attr = _SOURCES[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    Returns:
+        A `records.RawSource`.
+    """
+    return SOURCES.get(config.dataset)(raw_dir=config.raw_dir, category=config.category,
+                                       **dict(config.source_options))

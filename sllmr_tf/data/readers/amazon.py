@@ -25,12 +25,12 @@ from __future__ import annotations
 import ast
 import html
 import json
-import os
 import re
 from typing import Callable, Iterator
 
-from sllmr_tf.data.records import (BadRecordError, BadRecordPolicy, Interaction, ItemInfo,
-                                   checked_interaction, read_lines)
+from sllmr_tf.data.records import BadRecordPolicy, Interaction, ItemInfo, checked_interaction, read_lines
+from sllmr_tf import fileio
+from sllmr_tf.errors import BadRecordError, ConfigError
 
 DESCRIPTION_CHARS = 200  # enough for an LLM prompt line, short enough for long histories
 _TAG = re.compile(r"<[^>]*>")
@@ -56,11 +56,11 @@ class _AmazonRelease:
 
     def categories(self) -> list[str]:
         """The categories whose review file is in the raw dir."""
-        if not os.path.isdir(self.raw_dir):
-            raise FileNotFoundError(f"{self.raw_dir}: raw dir not found")
+        if not self.raw_dir or not fileio.isdir(self.raw_dir):
+            raise ConfigError(f"{self.raw_dir}: raw dir not found (--raw_dir)")
         patterns = [re.compile(re.escape(t).replace(r"\{\}", "(.+)") + "$") for t in self.review_files]
         found = set()
-        for filename in os.listdir(self.raw_dir):
+        for filename in fileio.listdir(self.raw_dir):
             for pattern in patterns:
                 match = pattern.match(filename)
                 if match and not match.group(1).startswith("meta_"):
@@ -115,21 +115,21 @@ class _AmazonRelease:
         available = self.categories()
         expected = self.review_files[0].format("<Category>")
         if not available:
-            raise FileNotFoundError(f"{self.raw_dir}: no {self.name} review file ({expected}) found")
+            raise ConfigError(f"{self.raw_dir}: no {self.name} review file ({expected}) found")
         if category is None:
             if len(available) > 1:
-                raise ValueError(f"{self.raw_dir} holds several {self.name} categories "
+                raise ConfigError(f"{self.raw_dir} holds several {self.name} categories "
                                  f"({', '.join(available)}): choose one with --category")
             return available[0]
         for name in available:  # case-insensitive, so TFDS config names (beauty) work too
             if name.lower() == category.lower():
                 return name
-        raise ValueError(f"{self.raw_dir}: no {self.name} files for category {category!r}; "
+        raise ConfigError(f"{self.raw_dir}: no {self.name} files for category {category!r}; "
                          f"found {', '.join(available)}")
 
     def _existing(self, templates: tuple[str, ...]) -> str:
-        paths = [os.path.join(self.raw_dir, t.format(self.category)) for t in templates]
-        return next((p for p in paths if os.path.exists(p)), paths[0])
+        paths = [fileio.join(self.raw_dir, t.format(self.category)) for t in templates]
+        return next((p for p in paths if fileio.exists(p)), paths[0])
 
 
 class Amazon2014(_AmazonRelease):

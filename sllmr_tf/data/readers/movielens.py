@@ -9,15 +9,16 @@ import importlib.util
 import os
 from typing import Iterator
 
-from sllmr_tf.data.records import (BadRecordError, BadRecordPolicy, Interaction, ItemInfo, checked_interaction,
-                                   read_lines)
+from sllmr_tf import fileio
+from sllmr_tf.data.records import BadRecordPolicy, Interaction, ItemInfo, checked_interaction, read_lines
+from sllmr_tf.errors import BadRecordError, ConfigError
 
 
 def bundled_movielens_dir() -> str:
     """The folder of ml-100k.{inter,item} inside the installed recbole package."""
     spec = importlib.util.find_spec("recbole")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise ConfigError(
             "MovieLens-100k is read from the recbole wheel: pip install --no-deps recbole==1.2.1"
         )
     return os.path.join(list(spec.submodule_search_locations)[0], "dataset_example", "ml-100k")
@@ -30,41 +31,43 @@ class MovieLens100k:
 
     def __init__(self, raw_dir: str | None = None, **_unused):
         self.raw_dir = raw_dir or bundled_movielens_dir()
-        self.inter_path = os.path.join(self.raw_dir, "ml-100k.inter")
-        self.item_path = os.path.join(self.raw_dir, "ml-100k.item")
+        self.inter_path = fileio.join(self.raw_dir, "ml-100k.inter")
+        self.item_path = fileio.join(self.raw_dir, "ml-100k.item")
 
     def interactions(self, policy: BadRecordPolicy) -> Iterator[Interaction]:
-        columns = None
-        for number, line in read_lines(self.inter_path, policy):
-            fields = line.split("\t")
-            if columns is None:
-                columns = _header(self.inter_path, fields, ("user_id", "item_id", "rating", "timestamp"))
-                continue
+        path = self.inter_path
+        for number, row in _rows(path, ("user_id", "item_id", "rating", "timestamp"), policy):
             try:
-                row = _row(self.inter_path, number, columns, fields)
-                yield checked_interaction(self.inter_path, number, row["user_id"], row["item_id"],
-                                          row["rating"], row["timestamp"])
+                yield checked_interaction(path, number, row["user_id"], row["item_id"], row["rating"],
+                                          row["timestamp"])
             except BadRecordError as e:
                 policy.handle(e)
 
     def items(self, policy: BadRecordPolicy) -> Iterator[ItemInfo]:
-        columns = None
-        for number, line in read_lines(self.item_path, policy):
-            fields = line.split("\t")
-            if columns is None:
-                columns = _header(self.item_path, fields, ("item_id", "movie_title", "release_year", "class"))
+        path = self.item_path
+        for number, row in _rows(path, ("item_id", "movie_title", "release_year", "class"), policy):
+            if not row["item_id"]:
+                policy.handle(BadRecordError(path, number, "item_id", "empty id"))
                 continue
-            try:
-                row = _row(self.item_path, number, columns, fields)
-                if not row["item_id"]:
-                    raise BadRecordError(self.item_path, number, "item_id", "empty id")
-                genres = row["class"].split()
-                year = row["release_year"]
-                title = f"{row['movie_title']} ({year})" if year else row["movie_title"]
-                yield ItemInfo(row["item_id"], title=title, category=genres[0] if genres else "",
-                               description=("genres: " + ", ".join(genres)) if genres else "")
-            except BadRecordError as e:
-                policy.handle(e)
+            genres = row["class"].split()
+            year = row["release_year"]
+            title = f"{row['movie_title']} ({year})" if year else row["movie_title"]
+            yield ItemInfo(row["item_id"], title=title, category=genres[0] if genres else "",
+                           description=("genres: " + ", ".join(genres)) if genres else "")
+
+
+def _rows(path: str, required: tuple[str, ...], policy: BadRecordPolicy) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, {column: value}) of an atomic file (a typed header line, then tab-separated rows)."""
+    columns = None
+    for number, line in read_lines(path, policy):
+        fields = line.split("\t")
+        if columns is None:
+            columns = _header(path, fields, required)
+            continue
+        try:
+            yield number, _row(path, number, columns, fields)
+        except BadRecordError as e:
+            policy.handle(e)
 
 
 def _header(path: str, fields: list[str], required: tuple[str, ...]) -> dict[str, int]:

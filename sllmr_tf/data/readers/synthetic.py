@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from typing import Iterator
 
+from sllmr_tf import fileio
+from sllmr_tf.data.config import SYNTHETIC_FLAGS
 from sllmr_tf.data.dataset_dir import GROUND_TRUTH_FILE
 from sllmr_tf.data.records import BadRecordPolicy, Interaction, ItemInfo
 from sllmr_tf.data.synthetic_world import (SyntheticWorld, WorldConfig, config_path, generate_world,
                                            load_config)
-
-# flag name -> WorldConfig field; every other field is set through raw_dir/world.json.
-FLAG_FIELDS = {
-    "synthetic_users": "num_users",
-    "synthetic_items": "num_items",
-    "synthetic_seed": "seed",
-}
+from sllmr_tf.errors import ConfigError
 
 
 class SyntheticSource:
@@ -32,11 +27,11 @@ class SyntheticSource:
     name = "synthetic"
 
     def __init__(self, raw_dir: str | None = None, **flags):
-        unknown = sorted(k for k in flags if k.startswith("synthetic_") and k not in FLAG_FIELDS)
+        unknown = sorted(k for k in flags if k.startswith("synthetic_") and k not in SYNTHETIC_FLAGS)
         if unknown:
-            raise ValueError(f"unknown synthetic flag(s) {unknown}; known: {sorted(FLAG_FIELDS)}")
+            raise ConfigError(f"unknown synthetic flag(s) {unknown}; known: {sorted(SYNTHETIC_FLAGS)}")
         base = load_config(config_path(raw_dir)) if raw_dir else WorldConfig()
-        overrides = {field: flags[flag] for flag, field in FLAG_FIELDS.items() if flags.get(flag) is not None}
+        overrides = {field: flags[flag] for flag, field in SYNTHETIC_FLAGS.items() if flags.get(flag) is not None}
         self.config = dataclasses.replace(base, **overrides)
 
     @functools.cached_property
@@ -59,4 +54,4 @@ class SyntheticSource:
 
     def write_extras(self, data_dir: str, vocabs: dict[str, list[str]]) -> None:
         """Write data_dir/ground_truth.npz with rows aligned to vocabs['user'] and vocabs['item']."""
-        self.world.truth.save(os.path.join(data_dir, GROUND_TRUTH_FILE), vocabs["user"], vocabs["item"])
+        self.world.truth.save(fileio.join(data_dir, GROUND_TRUTH_FILE), vocabs["user"], vocabs["item"])

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
 import zlib
 from typing import Iterator
 
-from sllmr_tf.data.records import (BadRecordError, BadRecordPolicy, Interaction, ItemInfo,
-                                   checked_interaction, open_text)
+from sllmr_tf.data.records import BadRecordPolicy, Interaction, ItemInfo, checked_interaction, open_text
+from sllmr_tf import fileio
+from sllmr_tf.errors import BadRecordError, ConfigError
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 ITEM_COLUMNS = ("item_id", "title", "category", "brand")
@@ -34,11 +34,11 @@ class TabularSource:
     name = "csv"
 
     def __init__(self, raw_dir: str, **_unused):
-        if not raw_dir or not os.path.isdir(raw_dir):
-            raise FileNotFoundError(f"{raw_dir}: raw dir not found (--raw_dir)")
+        if not raw_dir or not fileio.isdir(raw_dir):
+            raise ConfigError(f"{raw_dir}: raw dir not found (--raw_dir)")
         self.interactions_path = _table_path(raw_dir, "interactions")
         if self.interactions_path is None:
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"{raw_dir}: no interactions table (interactions{'|'.join(_SUFFIXES)})")
         self.items_path = _table_path(raw_dir, "items")
 
@@ -72,7 +72,7 @@ def _read_table(path: str, required: tuple[str, ...], optional: tuple[str, ...],
     A missing required column, an empty or unreadable file is one bad record
     that ends the table; a malformed row is one bad record.
     """
-    if os.path.getsize(path) == 0:
+    if fileio.size(path) == 0:
         policy.handle(BadRecordError(path, None, None, "file is empty"))
         return
     rows = _parquet_rows if path.endswith(".parquet") else _csv_rows
@@ -132,7 +132,7 @@ def _parquet_rows(path: str, required: tuple[str, ...], optional: tuple[str, ...
 
     row = 0
     try:
-        table = pq.ParquetFile(path)
+        table = pq.ParquetFile(fileio.open_binary_stream(path))
         columns = _columns(path, None, table.schema_arrow.names, required, optional)
         for batch in table.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=list(columns)):
             values = {name: _arrow_values(pa, batch.column(name)) for name in columns}
@@ -159,9 +159,9 @@ def _columns(path: str, record: int | None, header: list[str], required: tuple[s
 
 
 def _table_path(raw_dir: str, stem: str) -> str | None:
-    found = [os.path.join(raw_dir, stem + s) for s in _SUFFIXES if os.path.exists(os.path.join(raw_dir, stem + s))]
+    found = [fileio.join(raw_dir, stem + s) for s in _SUFFIXES if fileio.exists(fileio.join(raw_dir, stem + s))]
     if len(found) > 1:
-        raise ValueError(f"{raw_dir}: several {stem} tables ({', '.join(map(os.path.basename, found))}); keep one")
+        raise ConfigError(f"{raw_dir}: several {stem} tables ({', '.join(map(fileio.basename, found))}); keep one")
     return found[0] if found else None
 
 

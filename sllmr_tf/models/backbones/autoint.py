@@ -5,15 +5,25 @@ has the same deep tower; the logit reads both.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import tensorflow as tf
 
 from sllmr_tf.models.backbones import fields as F
+from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.models.layers import SelfAttentionInteraction
-from sllmr_tf.models.registry import register
 
 
-@register("autoint")
-def build(inputs, vocab_sizes, config):
+def build(inputs: Mapping[str, tf.Tensor], vocab_sizes: Mapping[str, int], config: BackboneConfig) -> tf.Tensor:
+    """One logit over [interacting layers, MLP].
+
+    Args:
+        inputs, vocab_sizes: the spec's Keras inputs and table sizes (see `models.build`).
+        config: reads embedding_dim, mlp_units, dropout, l2, autoint_*.
+
+    Returns:
+        The (batch, 1) logit.
+    """
     field_tensor, _ = F.field_embeddings(inputs, vocab_sizes, config)
     attended = field_tensor
     for i in range(config.autoint_layers):

@@ -7,13 +7,15 @@ remaining scalar fields and the pooled interest feed the MLP.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import tensorflow as tf
 
 from sllmr_tf import features
 from sllmr_tf.models.backbones import fields as F
+from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.models.embedding import history_mask
 from sllmr_tf.models.layers import LocalActivationPooling
-from sllmr_tf.models.registry import register
 
 
 def _query_key_pairs() -> list[tuple[str, str]]:
@@ -22,8 +24,16 @@ def _query_key_pairs() -> list[tuple[str, str]]:
     return [(targets[f.vocabulary], f.name) for f in model if f.shape]
 
 
-@register("din")
-def build(inputs, vocab_sizes, config):
+def build(inputs: Mapping[str, tf.Tensor], vocab_sizes: Mapping[str, int], config: BackboneConfig) -> tf.Tensor:
+    """The MLP over the scalar fields and the history pooled by local activation.
+
+    Args:
+        inputs, vocab_sizes: the spec's Keras inputs and table sizes (see `models.build`).
+        config: reads embedding_dim, mlp_units, dropout, l2, din_attention_units, din_attention_activation.
+
+    Returns:
+        The (batch, 1) logit.
+    """
     layer = F.embedding(vocab_sizes, config)
     embedded = layer.split(layer(dict(inputs)))
     pairs = _query_key_pairs()

@@ -1,0 +1,179 @@
+"""Every file the package reads or writes goes through here, and through `tf.io.gfile`.
+
+So every directory flag may be a local path or a `gs://`, `hdfs://`, `ram://`
+(in-memory, for tests) or, with tensorflow-io installed, `s3://` URL.
+
+Files that must never be seen half written (JSON artifacts, shards) are written
+to a temporary sibling and renamed into place. Local and HDFS renames are
+atomic; on object stores (GCS, S3) a rename is a copy and a delete, so there a
+reader must not trust a file until the artifact's completion marker exists
+(`stats.json` of a dataset, `metrics.json` of a run, a pairs summary): those
+markers are always written last.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import uuid
+from typing import Any, Iterator, Mapping
+
+_READ_BUFFER = 1 << 20
+
+
+def _gfile():
+    """tf.io.gfile, imported on first use: modules that only name paths stay light to import."""
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def is_url(path: str) -> bool:
+    """True for scheme://... paths (gs://, hdfs://, ram://, s3://)."""
+    return "://" in path
+
+
+def join(*parts: str) -> str:
+    return posixpath.join(*parts) if is_url(parts[0]) else os.path.join(*parts)
+
+
+def absolute(path: str) -> str:
+    """An absolute local path; URLs are already absolute and stay as they are."""
+    return path if is_url(path) else os.path.abspath(path)
+
+
+def dirname(path: str) -> str:
+    return posixpath.dirname(path.rstrip("/")) if is_url(path) else os.path.dirname(os.path.abspath(path))
+
+
+def basename(path: str) -> str:
+    return posixpath.basename(path.rstrip("/"))
+
+
+def exists(path: str) -> bool:
+    return _gfile().exists(path)
+
+
+def isdir(path: str) -> bool:
+    return _gfile().isdir(path)
+
+
+def makedirs(path: str) -> None:
+    _gfile().makedirs(path)
+
+
+def listdir(path: str) -> list[str]:
+    """Entry names of a directory, sorted, without trailing slashes."""
+    return sorted(name.rstrip("/") for name in _gfile().listdir(path))
+
+
+def glob(pattern: str) -> list[str]:
+    return sorted(_gfile().glob(pattern))
+
+
+def find(root: str, filename: str) -> list[str]:
+    """Every file named `filename` below `root` (recursively), sorted."""
+    found = []
+    for folder, _, files in _gfile().walk(root):
+        found += [join(folder, filename) for name in files if name == filename]
+    return sorted(found)
+
+
+def size(path: str) -> int:
+    return int(_gfile().stat(path).length)
+
+
+def remove(path: str) -> None:
+    _gfile().remove(path)
+
+
+def rmtree(path: str) -> None:
+    if _gfile().exists(path):
+        _gfile().rmtree(path)
+
+
+def rename(source: str, target: str, overwrite: bool = False) -> None:
+    """Move a file or directory (atomic on local disks and HDFS)."""
+    _gfile().rename(source, target, overwrite=overwrite)
+
+
+def temporary_sibling(path: str, tag: str = "tmp") -> str:
+    """A name beside `path` that no other writer uses."""
+    return f"{path.rstrip('/')}.{tag}-{uuid.uuid4().hex[:12]}"
+
+
+def open_file(path: str, mode: str = "r"):
+    """A file object for `path` ("r", "rb", "w", "wb", "a", "ab")."""
+    return _gfile().GFile(path, mode)
+
+
+class _RawGFile(io.RawIOBase):
+    """GFile as a raw stream, so io.BufferedReader can serve lines fast.
+
+    GFile's own line iteration is about 20x slower than a local file's; reading
+    it in large blocks through a buffer is within 2x."""
+
+    def __init__(self, path: str):
+        self._file = _gfile().GFile(path, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._file.seek(offset, whence)
+        return self._file.tell()
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def readinto(self, buffer) -> int:
+        data = self._file.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def open_binary_stream(path: str) -> io.BufferedReader:
+    """A buffered, seekable binary reader of `path`, fast to iterate line by line."""
+    return io.BufferedReader(_RawGFile(path), _READ_BUFFER)
+
+
+def read_text(path: str) -> str:
+    with open_file(path, "r") as f:
+        return f.read()
+
+
+def write_atomic(path: str, data: str | bytes) -> None:
+    """Write the whole file under a temporary name, then rename it into place."""
+    makedirs(dirname(path))
+    tmp = temporary_sibling(path)
+    with open_file(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    rename(tmp, path, overwrite=True)
+
+
+def write_json(path: str, value: Mapping[str, Any]) -> None:
+    """Write JSON atomically: a reader never sees half a file."""
+    write_atomic(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str) -> dict | None:
+    """The JSON object in `path`, or None if there is no such file."""
+    if not exists(path):
+        return None
+    return json.loads(read_text(path))
+
+
+def read_jsonl(path: str) -> Iterator[dict]:
+    """The objects of a JSON-lines file, skipping blank lines."""
+    with open_binary_stream(path) as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)

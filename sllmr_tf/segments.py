@@ -1,0 +1,85 @@
+"""Every segment rule, once: who is a cold-start user, which item is long-tail, which pair is whose.
+
+prepare tags examples with these rules, the scorer counts pairs by them, the
+training step and the gate report weigh pairs by them, and evaluation and the
+results tables report by them. The pair rules take numpy arrays or TensorFlow
+tensors alike (they use only comparisons and boolean operators).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sllmr_tf.features import OUTCOME_UNKNOWN
+
+COLD_START_MAX_TRAIN_POSITIVES = 2  # a cold-start user has fewer than 3 train positives
+LONG_TAIL_FRACTION = 0.2  # a long-tail item is in the bottom 20% of train popularity
+LONGTAIL_EVENT_SHARE = 0.2  # long-tail events: the 20% of rows with the least popular items
+MIN_EVENTS = 200  # a segment with fewer test rows is reported as too small, never ranked
+
+# The evaluation segments, in report order (gAUC is reported beside them).
+EVAL_SEGMENTS = ("overall", "cold_start_users", "longtail_items", "longtail_events")
+# The pair segments the gate's figures are reported on.
+PAIR_SEGMENTS = ("all", "cold_start", "longtail", "head")
+
+COLD_START_DEFINITION = f"< {COLD_START_MAX_TRAIN_POSITIVES + 1} train positives"
+LONG_TAIL_DEFINITION = f"bottom {LONG_TAIL_FRACTION:.0%} of train popularity"
+
+
+def cold_start_users(train_positives: np.ndarray) -> np.ndarray:
+    """Bool per user index (row 0, padding, is False): fewer than 3 train positives."""
+    cold = np.asarray(train_positives) <= COLD_START_MAX_TRAIN_POSITIVES
+    cold[0] = False
+    return cold
+
+
+def long_tail_items(popularity: np.ndarray) -> np.ndarray:
+    """Bool per item index (row 0, padding, is False): bottom 20% of train popularity, ties never split.
+
+    The threshold is the largest popularity p with #(pop <= p) <= 20% of the
+    items; if the least popular value alone exceeds 20%, those items are the tail.
+    """
+    pop = np.asarray(popularity)[1:]
+    values = np.sort(pop)
+    budget = int(np.floor(LONG_TAIL_FRACTION * len(pop)))
+    candidates = np.unique(values)
+    counts = np.searchsorted(values, candidates, side="right")
+    allowed = candidates[counts <= budget]
+    threshold = allowed.max() if len(allowed) else candidates.min()
+    return np.r_[False, pop <= threshold]
+
+
+def longtail_events(item_pop: np.ndarray, items: np.ndarray, share: float = LONGTAIL_EVENT_SHARE) -> np.ndarray:
+    """Mask of the `share` of rows with the least popular items (ties broken by item index)."""
+    order = np.lexsort((items, item_pop))
+    mask = np.zeros(len(item_pop), bool)
+    mask[order[:math.ceil(share * len(item_pop))]] = True
+    return mask
+
+
+def pair_touches_longtail(a_is_longtail, b_is_longtail):
+    """A pair belongs to the long tail when either of its items does."""
+    return (a_is_longtail > 0) | (b_is_longtail > 0)
+
+
+def pair_segments(is_cold_user, a_is_longtail, b_is_longtail) -> dict:
+    """Masks of PAIR_SEGMENTS: all pairs, cold-start users' pairs, long-tail pairs, and the rest (head)."""
+    cold = is_cold_user > 0
+    longtail = pair_touches_longtail(a_is_longtail, b_is_longtail)
+    return {"all": cold | ~cold, "cold_start": cold, "longtail": longtail, "head": ~cold & ~longtail}
+
+
+def cold_or_longtail(is_cold_user, a_is_longtail, b_is_longtail):
+    """Where the paper expects the LLM to be reliable: a cold-start user or a long-tail item."""
+    return (is_cold_user > 0) | pair_touches_longtail(a_is_longtail, b_is_longtail)
+
+
+def outcome_known(outcome):
+    """The train data decides the pair: one item is a train positive of the user, the other is not."""
+    return outcome != OUTCOME_UNKNOWN
+
+
+def llm_agrees(outcome):
+    """The LLM's order matches the train outcome (False where the outcome is unknown)."""
+    return outcome == 1

@@ -1,0 +1,75 @@
+"""Sharded GZIP TFRecord files: their names, their atomic writer and a column reader.
+
+Every sharded artifact (a dataset split, LLM pairs, the scorer's per-shard
+logs) is named `<prefix>-<index>-of-<count><extension>` with five-digit
+numbers, so shards sort in index order and a reader can tell a complete set.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from sllmr_tf import fileio
+
+COMPRESSION = "GZIP"
+TFRECORD_EXTENSION = ".tfrecord.gz"
+
+
+def shard_suffix(index: int, count: int) -> str:
+    """'00002-of-00004': which shard of how many."""
+    return f"{index:05d}-of-{count:05d}"
+
+
+def shard_name(prefix: str, index: int, count: int, extension: str = TFRECORD_EXTENSION) -> str:
+    return f"{prefix}-{shard_suffix(index, count)}{extension}"
+
+
+def shard_glob(prefix: str, extension: str = TFRECORD_EXTENSION) -> str:
+    return f"{prefix}-*-of-*{extension}"
+
+
+class ShardWriter:
+    """Writes one TFRecord shard under a temporary name, renamed into place when it closes.
+
+    Use as a context manager: a shard that exists under its own name is complete;
+    if the block raises, the temporary file is removed.
+    """
+
+    def __init__(self, path: str):
+        import tensorflow as tf
+
+        self.path = path
+        self._tmp = fileio.temporary_sibling(path)
+        fileio.makedirs(fileio.dirname(path))
+        self._writer = tf.io.TFRecordWriter(self._tmp, options=COMPRESSION)
+        self.count = 0
+
+    def write(self, record: bytes) -> None:
+        self._writer.write(record)
+        self.count += 1
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._writer.close()
+        if exc_type is None:
+            fileio.rename(self._tmp, self.path, overwrite=True)
+        else:
+            fileio.remove(self._tmp)
+
+
+def read_columns(paths: Iterable[str], spec: Mapping, batch_size: int = 65536) -> dict[str, np.ndarray]:
+    """Every record of `paths` parsed with `spec` (name -> tf.io.FixedLenFeature), as one numpy
+    array per feature."""
+    import tensorflow as tf
+
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in spec}
+    records = tf.data.TFRecordDataset(list(paths), compression_type=COMPRESSION)
+    for batch in records.batch(batch_size).map(lambda s: tf.io.parse_example(s, spec)):
+        for name, value in batch.items():
+            parts[name].append(value.numpy())
+    return {name: np.concatenate(values) if values else
+            np.zeros((0, *spec[name].shape), spec[name].dtype.as_numpy_dtype)
+            for name, values in parts.items()}

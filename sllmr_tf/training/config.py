@@ -1,0 +1,87 @@
+"""The settings of `sllmr-train`, `sllmr-eval` and `sllmr-experiment`."""
+from __future__ import annotations
+
+import dataclasses
+
+from sllmr_tf.errors import ConfigError
+from sllmr_tf.models.backbones import BACKBONES
+from sllmr_tf.models.config import BackboneConfig
+from sllmr_tf.options import option
+from sllmr_tf.training import methods as methods_lib
+
+SPLITS = ("valid", "test", "train")
+# Settings only methods with LLM pairs read: a base run is the same run whatever they are.
+PAIR_SETTINGS = ("pairs_dir", "llm_loss_weight", "gate_loss_weight", "pairs_per_example", "confidence_weighting")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every setting that changes what a run learns (the run's train_config.json)."""
+
+    data_dir: str = option(help="Prepared dataset directory (sllmr-prepare).")
+    model_dir: str = option(help="Output directory: checkpoints, logs, metrics.json.")
+    backbone: str = option("dnn", "CTR backbone.", choices=BACKBONES.names)
+    method: str = option("base", "How the LLM pairs enter the loss (training/methods.py).",
+                         choices=methods_lib.method_names)
+    pairs_dir: str | None = option(None, "LLM pairs (sllmr-score); needed by every method but base.")
+    seed: int = option(0, "Seed of initialisation, shuffling and the pair join.")
+    epochs: int = option(20, "Maximum epochs.")
+    patience: int = option(2, "Epochs without a better validation AUC before stopping.")
+    batch_size: int = option(128, "Training batch size.")
+    learning_rate: float = option(1e-3, "Adam learning rate.")
+    llm_loss_weight: float = option(0.1, "lambda: weight of the LLM loss term.")
+    gate_loss_weight: float = option(1.0, "mu: weight of the gate's reliability loss.")
+    pairs_per_example: float = option(0.1, "LLM pairs joined per training example (a batch of B gets "
+                                      "ceil(x * B) pairs; one example at most ceil(x)).")
+    confidence_weighting: bool = option(False, "Weight each pairwise loss by the LLM's confidence.")
+    shuffle_buffer: int = option(10_000, "Examples in the shuffle buffer.")
+    embedding_dim: int = option(32, "Embedding size of every feature.")
+    mlp_units: tuple[int, ...] = option((200, 80), "Hidden units of the deep tower.")
+    dropout: float = option(0.1, "Dropout rate of the deep tower.")
+    l2: float = option(0.0, "L2 penalty on embeddings and kernels.")
+    eval_batch_size: int = option(4096, "Batch size of validation and test.")
+    num_bootstrap: int = option(200, "Bootstrap resamples of the AUC intervals.")
+
+    def validate(self) -> methods_lib.Method:
+        """The run's method; raises ConfigError naming the first invalid setting."""
+        method = methods_lib.get_method(self.method)
+        if self.backbone not in BACKBONES.names():
+            raise ConfigError(f"unknown backbone {self.backbone!r}; known: {', '.join(BACKBONES.names())}")
+        if method.uses_pairs and not self.pairs_dir:
+            raise ConfigError(f"method {self.method!r} needs --pairs_dir (LLM pairs from sllmr-score)")
+        for name in ("epochs", "patience", "batch_size", "eval_batch_size", "num_bootstrap"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("llm_loss_weight", "gate_loss_weight", "l2"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if method.uses_pairs and not self.pairs_per_example > 0:
+            raise ConfigError(f"pairs_per_example must be > 0, got {self.pairs_per_example}")
+        self.backbone_config()  # its own checks
+        return method
+
+    def without_pair_settings(self) -> "TrainConfig":
+        """The same run with every pair setting at its default (what a base run is)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in PAIR_SETTINGS}
+        return dataclasses.replace(self, **defaults)
+
+    def backbone_config(self) -> BackboneConfig:
+        return BackboneConfig(embedding_dim=self.embedding_dim, mlp_units=tuple(self.mlp_units),
+                              dropout=self.dropout, l2=self.l2)
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "mlp_units": list(self.mlp_units)}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """What `sllmr-eval` measures on a finished run."""
+
+    model_dir: str = option(help="A finished sllmr-train model_dir.")
+    data_dir: str = option(help="Prepared dataset directory to evaluate on.")
+    split: str = option("test", "Split to evaluate.", choices=SPLITS)
+    batch_size: int = option(4096, "Prediction batch size.")
+    num_bootstrap: int = option(200, "Bootstrap resamples of the AUC intervals.")
+    seed: int = option(0, "Seed of the bootstrap.")

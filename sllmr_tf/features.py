@@ -76,11 +76,15 @@ PAIR_FEATURES: tuple[Feature, ...] = (
     Feature("item_a", "int64", Role.SIDE, vocabulary="item", doc="the item the LLM ranks higher"),
     Feature("item_b", "int64", Role.SIDE, vocabulary="item", doc="the item the LLM ranks lower"),
     Feature("confidence", "float32", Role.SIDE, doc="LLM confidence in (0.5, 1] that a > b"),
+    Feature("margin", "float32", Role.SIDE, doc="how far apart the LLM ranks a and b, in (0, 1]"),
     Feature("source", "int64", Role.SIDE, doc="0 regular, 1 targeted augmentation"),
     Feature("outcome", "int64", Role.SIDE, default=OUTCOME_UNKNOWN,
             doc="1 if the train data agrees a > b, 0 if it says b > a, -1 unknown"),
     Feature("true_correct_prob", "float32", Role.SIDE, default=-1.0,
             doc="ground-truth probability that a > b (synthetic worlds only, else -1)"),
+    Feature("true_informed_prob", "float32", Role.SIDE, default=-1.0,
+            doc="probability that the LLM's order is right given what it knew: true_correct_prob where "
+                "it knew both items, 1/2 where it guessed (synthetic worlds only, else -1)"),
 )
 
 

@@ -15,11 +15,12 @@ from sllmr_tf.features import OUTCOME_UNKNOWN
 
 COLD_START_MAX_TRAIN_POSITIVES = 2  # a cold-start user has fewer than 3 train positives
 LONG_TAIL_FRACTION = 0.2  # a long-tail item is in the bottom 20% of train popularity
+HEAVY_USER_FRACTION = 0.2  # heavy users: the 20% of users with the most train positives
 LONGTAIL_EVENT_SHARE = 0.2  # long-tail events: the 20% of rows with the least popular items
 MIN_EVENTS = 200  # a segment with fewer test rows is reported as too small, never ranked
 
 # The evaluation segments, in report order (gAUC is reported beside them).
-EVAL_SEGMENTS = ("overall", "cold_start_users", "longtail_items", "longtail_events")
+EVAL_SEGMENTS = ("overall", "cold_start_users", "longtail_items", "longtail_events", "heavy_users")
 # The pair segments the gate's figures are reported on.
 PAIR_SEGMENTS = ("all", "cold_start", "longtail", "head")
 
@@ -48,6 +49,20 @@ def long_tail_items(popularity: np.ndarray) -> np.ndarray:
     allowed = candidates[counts <= budget]
     threshold = allowed.max() if len(allowed) else candidates.min()
     return np.r_[False, pop <= threshold]
+
+
+def heavy_users(train_positives: np.ndarray) -> np.ndarray:
+    """Bool per user index (row 0, padding, is False): the 20% of users with the most train
+    positives, ties never split (the mirror of the long-tail rule: the smallest count c with
+    #(count >= c) <= 20% of users; if the largest count alone exceeds 20%, exactly those)."""
+    counts = np.asarray(train_positives)[1:]
+    ascending = np.sort(counts)
+    budget = int(np.floor(HEAVY_USER_FRACTION * len(counts)))
+    candidates = np.unique(ascending)
+    at_least = len(ascending) - np.searchsorted(ascending, candidates, side="left")
+    allowed = candidates[at_least <= budget]
+    threshold = allowed.min() if len(allowed) else candidates.max()
+    return np.r_[False, counts >= threshold]
 
 
 def longtail_events(item_pop: np.ndarray, items: np.ndarray, share: float = LONGTAIL_EVENT_SHARE) -> np.ndarray:

@@ -1,89 +1,119 @@
-"""The gate tracks the LLM's true reliability on a synthetic world with a simulated LLM.
+"""The gate on a small synthetic world whose teacher's reliability is known.
 
-The simulated LLM (sllmr-score --scorer=simulated, default profile) is accurate
-for sparse users and long-tail items and noisy for heavy users; the world
-knows, for every pair, the true probability that the LLM's order is right
-(true_correct_prob: P(the user truly prefers a over b)).
-
-Two views of the same gate: over the pairs as training joins them (each pair
-as often as its user has train examples: where alpha acts on the loss), and
-over every pair once. Most pairs counted once belong to cold-start users
-(targeted augmentation), whose pairs differ in truth mostly by how far apart
-the two items really are, which the gate's signals hardly tell. The test
-measures that bound: the best any function of the gate's signals can do
-(the truth's mean within fine bins of all of them, fitted on the truth
-itself, so an optimistic ceiling), and asks the gate to reach most of it.
+The simulated LLM's profile sets how often it knows an item, per region; the
+world knows every pair's truth. Three behaviours, each on a fixed seed:
+- a coin-flip teacher is switched off: the weight the pairwise loss applies
+  is about zero everywhere, and S-LLMR trains like base where KD is hurt;
+- a reliable teacher helps where it knows: cold-start users gain;
+- the weight follows the profile when the profile moves: trusted on sparse
+  users when the teacher is reliable there, on heavy users when it is
+  reliable there instead.
+The full measurement (5 seeds, paired intervals, the default world) is in
+BUILD_NOTES.md; these are its small, fast versions.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.stats
-
-from conftest import prepare_dataset
-import sllmr_tf  # noqa: F401  (Keras 2 switch before TensorFlow loads)
 import tensorflow as tf
 
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.scoring import pipeline
 from sllmr_tf.scoring.backends import make_backend
-from sllmr_tf.training.callbacks import pair_weight_sample
-from sllmr_tf.training.gate_report import score_every_pair
-from sllmr_tf.training.inputs import training_batches
-from sllmr_tf.training.pairs_table import load_pairs_table
 from sllmr_tf.training.config import TrainConfig
+from sllmr_tf.training.gate import gate_signals
+from sllmr_tf.training.gate_report import score_every_pair
+from sllmr_tf.training.pairs_table import load_pairs_table
 from sllmr_tf.training.trainer import train
 
-SEED = 0
-MIN_SPEARMAN_AS_TRAINED = 0.5
-MIN_SHARE_OF_CEILING = 0.8
-SIGNAL_BINS = 5
+pytestmark = pytest.mark.slow
+TEACHERS = {
+    "coin_flip": {"accuracy": "all=0.5"},
+    "perfect": {"accuracy": "all=1", "position_bias": "all=0"},
+    "default": {},
+    "heavy_only": {"accuracy": "all=0.55,heavy/longtail=0.95,heavy/head=0.95"},
+}
+SETTINGS = dict(backbone="deepfm", epochs=4, patience=4, llm_loss_weight=1.0, pairs_per_example=1.0,
+                num_bootstrap=10, seed=0)
 
 
 class KeepModel(tf.keras.callbacks.Callback):
     """Holds on to the trained model (after early stopping has restored the best epoch)."""
 
 
-def best_spearman_from(signals: np.ndarray, truth: np.ndarray) -> float:
-    """Spearman(truth, E[truth | signal bins]): what the best function of the signals reaches."""
-    cells = np.zeros(len(truth), np.int64)
-    for column in signals.T:
-        edges = np.unique(np.quantile(column, np.linspace(0, 1, SIGNAL_BINS + 1)[1:-1]))
-        cells = cells * (SIGNAL_BINS + 1) + np.searchsorted(edges, column)
-    _, cell, counts = np.unique(cells, return_inverse=True, return_counts=True)
-    cell_mean = np.bincount(cell, weights=truth) / counts
-    return scipy.stats.spearmanr(cell_mean[cell], truth)[0]
+@pytest.fixture(scope="module")
+def runs(world, tmp_path_factory):
+    """Trains base, and sllmr on each teacher's pairs; returns (metrics, model, table) by run."""
+    data_dir, _ = world
+    root = tmp_path_factory.mktemp("gate")
+    out = {}
+
+    def run(name: str, method: str, pairs_dir: str | None = None):
+        kept = KeepModel()
+        metrics = train(TrainConfig(data_dir=data_dir, model_dir=str(root / name), method=method,
+                                    pairs_dir=pairs_dir, **SETTINGS),
+                        verbose=0, log=lambda _: None, extra_callbacks=[kept])
+        table = load_pairs_table(pairs_dir, DatasetDir(data_dir)) if pairs_dir else None
+        out[name] = (metrics, kept.model, table)
+
+    run("base", "base")
+    for teacher, options in TEACHERS.items():
+        pairs_dir = str(root / f"pairs_{teacher}")
+        pipeline.score(data_dir, make_backend("simulated", data_dir, **options), pairs_dir, log=lambda _: None)
+        run(f"sllmr_{teacher}", "sllmr", pairs_dir)
+    return out
 
 
-@pytest.mark.slow
-def test_gate_trusts_the_llm_where_it_is_reliable_and_tracks_its_true_correctness(tmp_path):
-    data_dir, pairs_dir = str(tmp_path / "world"), str(tmp_path / "pairs")
-    prepare_dataset(data_dir, dataset="synthetic", num_shards=2)
-    backend = make_backend("simulated", data_dir)
-    pipeline.score(data_dir, backend, pairs_dir, log=lambda _: None)
+def auc(metrics: dict, segment: str) -> float:
+    return metrics["test"][segment]["auc"]
 
-    kept = KeepModel()
-    train(TrainConfig(data_dir=data_dir, model_dir=str(tmp_path / "model"), method="sllmr", pairs_dir=pairs_dir,
-                      seed=SEED, epochs=6, patience=6, pairs_per_example=1.0, num_bootstrap=10),
-          verbose=0, log=lambda _: None, extra_callbacks=[kept])
 
+def test_a_coin_flip_teacher_gets_no_weight_and_changes_nothing(runs):
+    """Within the seed noise of this small world (the 5-seed measurement, with KD's loss beside
+    it, is in BUILD_NOTES.md)."""
+    base, sllmr = runs["base"][0], runs["sllmr_coin_flip"][0]
+    weights = sllmr["gate"]["weight_mean"]
+    print(f"\ncoin flip: mean weight {weights}; test AUC base {auc(base, 'overall'):.4f}, "
+          f"sllmr {auc(sllmr, 'overall'):.4f}")
+    assert all(value <= 0.05 for value in weights.values())
+    for segment in ("overall", "cold_start_users"):
+        assert abs(auc(sllmr, segment) - auc(base, segment)) < 0.015
+
+
+def test_a_reliable_teacher_helps_the_cold_start_users(runs):
+    base, sllmr = runs["base"][0], runs["sllmr_perfect"][0]
+    print(f"\nperfect teacher, cold-start users: base {auc(base, 'cold_start_users'):.4f}, "
+          f"sllmr {auc(sllmr, 'cold_start_users'):.4f}")
+    assert auc(sllmr, "cold_start_users") > auc(base, "cold_start_users") + 0.005
+    assert sllmr["gate"]["weight_mean"]["all"] > 0.3
+
+
+def test_the_weight_follows_the_profile_when_it_moves(runs):
+    def weight_by_user(name: str) -> tuple[float, float]:
+        _, model, table = runs[name]
+        weight = score_every_pair(model, table)["weight"]
+        positives = table.columns["user_train_positives"]
+        return weight[positives <= 2].mean(), weight[positives >= 15].mean()
+
+    sparse_default, heavy_default = weight_by_user("sllmr_default")
+    sparse_moved, heavy_moved = weight_by_user("sllmr_heavy_only")
+    print(f"\nmean weight, sparse / heavy users: default profile {sparse_default:.3f} / {heavy_default:.3f}, "
+          f"reliable on heavy users only {sparse_moved:.3f} / {heavy_moved:.3f}")
+    assert sparse_default > heavy_default
+    assert heavy_moved > sparse_moved
+    informed = runs["sllmr_default"][0]["gate"]["spearman_true_informed_prob"]
+    assert informed > 0.2
+
+
+def test_the_gate_reads_the_same_signals_whichever_item_the_llm_put_first(world):
+    """Symmetric inputs: a teacher whose order carries no information is right half of the time
+    whatever the gate sees, so it cannot earn weight."""
+    data_dir, pairs_dir = world
     table = load_pairs_table(pairs_dir, DatasetDir(data_dir))
-    joined = pair_weight_sample(kept.model, list(training_batches(data_dir, 512, seed=SEED + 1, table=table,
-                                                                  pairs_per_example=4.0)))
-    rho_as_trained = scipy.stats.spearmanr(joined["weight"], joined["true_correct_prob"])[0]
-    scored = score_every_pair(kept.model, data_dir, table)
-    alpha, signals = scored["alpha"], scored["signals"]
-    truth = table.columns["true_correct_prob"]
-    cold = table.columns["is_cold_user"] > 0
-    heavy = table.columns["user_train_positives"] >= backend.profile.heavy_min_history
-    rho = scipy.stats.spearmanr(alpha, truth)[0]
-    ceiling = best_spearman_from(signals, truth)
-    print(f"\nSpearman(alpha, true_correct_prob): {rho_as_trained:.3f} over {joined['weight'].size:,} pairs "
-          f"as training joins them, {rho:.3f} over all {len(alpha):,} pairs once, where the best function "
-          f"of the gate's signals reaches {ceiling:.3f}; mean alpha: cold-start "
-          f"users {alpha[cold].mean():.3f} ({cold.sum():,} pairs), heavy users {alpha[heavy].mean():.3f} "
-          f"({heavy.sum():,} pairs)")
-    assert heavy.sum() > 100 and cold.sum() > 100
-    assert alpha[cold].mean() > alpha[heavy].mean()
-    assert rho_as_trained >= MIN_SPEARMAN_AS_TRAINED
-    assert rho >= MIN_SHARE_OF_CEILING * ceiling
+    take = slice(0, 500)
+    pairs = {name: tf.constant(values[take]) for name, values in table.columns.items()}
+    a = {n: tf.constant(v[take]) for n, v in table.sides["a"].items()}
+    b = {n: tf.constant(v[take]) for n, v in table.sides["b"].items()}
+    forward = gate_signals({**pairs, "a": a, "b": b})
+    swapped = gate_signals({**pairs, "a": b, "b": a})
+    np.testing.assert_array_equal(forward.numpy(), swapped.numpy())

@@ -32,6 +32,18 @@ def test_agreement_across_orderings_is_the_pair_confidence():
     assert set(pairs) == {(0, 1), (0, 2), (1, 2)}
 
 
+def test_margin_is_the_borda_gap_over_its_largest_possible_value():
+    """Best against worst is 1, neighbours 1/(k-1) on one answer; over several answers the gap of
+    their summed points: how far apart the orderings put the two items, whichever comes first."""
+    margins = {(p.a, p.b): p.margin for p in aggregate_pairs([np.array([3.0, 1.0, 2.0, 0.0])])[1]}
+    assert margins[(0, 3)] == 1.0
+    assert margins[(0, 2)] == margins[(2, 1)] == margins[(1, 3)] == pytest.approx(1 / 3)
+    _, pairs = aggregate_pairs([np.array([3.0, 2.0, 1.0]), np.array([2.0, 3.0, 1.0]), np.array([3.0, 2.0, 1.0])])
+    margins = {(p.a, p.b): p.margin for p in pairs}
+    # points over 3 answers: 5, 4, 0 of at most 3 * 2 = 6
+    assert margins == pytest.approx({(0, 1): 1 / 6, (0, 2): 5 / 6, (1, 2): 4 / 6})
+
+
 def test_borda_points_sum_wins_over_answers_with_ties_counting_half():
     points, _ = aggregate_pairs([np.array([2.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])])
     # answer 1: 2, 1, 0 wins; answer 2: 0.5, 0.5, 2

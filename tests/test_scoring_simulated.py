@@ -12,6 +12,7 @@ from conftest import prepare_dataset
 from sllmr_tf.scoring.backends import make_backend as make_backend_by_name
 from sllmr_tf.scoring.base import RankRequest
 from sllmr_tf.scoring.simulated_backend import USER_SEGMENTS, ReliabilityProfile, SimulatedBackend
+from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.errors import ConfigError
 
 ACCURACY = ("sparse/longtail=0.95,sparse/head=0.85,medium/longtail=0.8,medium/head=0.7,"
@@ -52,13 +53,14 @@ def pair_region(backend: SimulatedBackend, user: int, a: int, b: int) -> str:
     return f"{backend.user_segment(user)}/{item_a if item_a == item_b else 'mixed'}"
 
 
-def test_measured_accuracy_per_region_matches_the_profile(world_dir):
-    backend = make_backend(world_dir)
+@pytest.mark.parametrize("target", ["propensity", "preference"])
+def test_measured_accuracy_per_region_matches_the_profile(world_dir, target):
+    backend = make_backend(world_dir, target=target)
     right, total = collections.Counter(), collections.Counter()
     for request in random_requests(backend, per_segment=800, seed=0):
         items = np.asarray(request.candidates)
         scores = backend.rank(request).scores
-        truth = backend.truth.preference_logit(np.full(items.size, request.user_index), items)
+        truth = backend.target_logit(np.full(items.size, request.user_index), items)
         for x in range(items.size):
             for y in range(x + 1, items.size):
                 region = pair_region(backend, request.user_index, items[x], items[y])
@@ -92,12 +94,13 @@ def test_position_bias_makes_heavy_users_prefer_what_comes_first(world_dir):
     assert heavy > 0.8
 
 
-def test_a_fully_accurate_oracle_ranks_by_true_preference_in_any_order(world_dir):
-    backend = make_backend(world_dir, accuracy=",".join(
-        f"{u}/{i}=1" for u in USER_SEGMENTS for i in ("longtail", "head")))
+@pytest.mark.parametrize("target", ["propensity", "preference"])
+def test_a_fully_accurate_oracle_ranks_by_its_target_in_any_order(world_dir, target):
+    backend = make_backend(world_dir, accuracy="all=1", target=target)
+    truth_of = {"propensity": backend.truth.propensity_logit, "preference": backend.truth.preference_logit}[target]
     for request in random_requests(backend, per_segment=20, seed=2):
         items = np.asarray(request.candidates)
-        truth = backend.truth.preference_logit(np.full(items.size, request.user_index), items)
+        truth = truth_of(np.full(items.size, request.user_index), items)
         for order in (np.arange(items.size), np.arange(items.size)[::-1]):
             shuffled = RankRequest(request.user_index, (), tuple(items[order].tolist()), prompt="")
             np.testing.assert_array_equal(np.argsort(backend.rank(shuffled).scores), np.argsort(truth[order]))
@@ -113,14 +116,38 @@ def test_answers_depend_only_on_seed_and_request(world_dir):
     assert np.mean(differs) > 0.5
 
 
-def test_true_correct_prob_is_the_worlds_preference_probability(world_dir):
-    backend = make_backend(world_dir)
+def test_true_correct_prob_is_the_targets_probability_that_a_beats_b(world_dir):
     user, a, b = 5, 3, 8
-    p = backend.true_correct_prob(user, a, b)
-    assert p == pytest.approx(float(backend.truth.prob_prefers(np.array([user]), np.array([a]), np.array([b]))[0]))
-    assert p + backend.true_correct_prob(user, b, a) == pytest.approx(1.0)
-    logit_a, logit_b = backend.truth.preference_logit(np.array([user, user]), np.array([a, b]))
-    assert (p > 0.5) == (logit_a > logit_b)
+    users, first, second = np.array([user]), np.array([a]), np.array([b])
+    for target, probability, logit in (("preference", "prob_prefers", "preference_logit"),
+                                       ("propensity", "prob_more_likely_positive", "propensity_logit")):
+        backend = make_backend(world_dir, target=target)
+        p = backend.true_correct_prob(user, a, b)
+        assert p == pytest.approx(float(getattr(backend.truth, probability)(users, first, second)[0]))
+        assert p + backend.true_correct_prob(user, b, a) == pytest.approx(1.0)
+        logit_a, logit_b = getattr(backend.truth, logit)(np.array([user, user]), np.array([a, b]))
+        assert (p > 0.5) == (logit_a > logit_b)
+
+
+def test_the_propensity_target_knows_popularity_and_taste_and_predicts_interactions(world_dir):
+    """The propensity truth ranks a user's positive train items above random items more often
+    than preference alone: it is the truth of the event the models are evaluated on."""
+    backend = make_backend(world_dir)
+    truth = backend.truth
+    rng = np.random.default_rng(4)
+    users = [row for row in DatasetDir(world_dir).users() if row["train_items"]]
+    wins = {"propensity": [], "preference": []}
+    for row in users:
+        positive = rng.choice(row["train_items"])
+        other = int(rng.integers(1, len(truth.item_ids)))
+        if other in row["train_items"]:
+            continue
+        u = np.array([row["index"]])
+        wins["propensity"].append(truth.prob_more_likely_positive(u, np.array([positive]), np.array([other]))[0])
+        wins["preference"].append(truth.prob_prefers(u, np.array([positive]), np.array([other]))[0])
+    propensity, preference = np.mean(np.array(wins["propensity"]) > 0.5), np.mean(np.array(wins["preference"]) > 0.5)
+    print(f"\ntrain positive above a random item: propensity {propensity:.3f}, preference {preference:.3f}")
+    assert propensity > preference + 0.05 and propensity > 0.8
 
 
 def test_bad_profile_entries_name_the_option_and_entry():

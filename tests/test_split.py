@@ -76,6 +76,14 @@ def test_long_tail_is_at_most_the_bottom_fifth_and_never_splits_ties():
     assert segments.long_tail_items(tied)[1:4].all()  # the least popular value alone, even if > 20%
 
 
+def test_heavy_users_are_at_most_the_top_fifth_by_train_positives_and_never_split_ties():
+    counts = np.array([0] + [1, 1, 2, 2, 3, 5, 8, 9, 10, 12])
+    assert np.flatnonzero(segments.heavy_users(counts)).tolist() == [9, 10]  # 10 and 12 positives
+    tied = np.array([0] + [1, 2, 3, 4, 5, 6, 7, 9, 9, 9])
+    assert np.flatnonzero(segments.heavy_users(tied)).tolist() == [8, 9, 10]  # the top value alone, > 20%
+    assert not segments.heavy_users(counts)[0]
+
+
 def test_truncation_keeps_only_the_last_train_events_of_chosen_users():
     events = make_events([(1, i, i, 1) for i in range(1, 7)] + [(2, i, i, 1) for i in range(1, 7)])
     splits = np.array([TRAIN] * 4 + [VALID, TEST] + [TRAIN] * 4 + [VALID, TEST])

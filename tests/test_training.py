@@ -1,4 +1,4 @@
-"""The training model: the pair join, the swap, the methods and the gate's isolation."""
+"""The training model: the pair join, how pairs are scored, the methods and the gate's isolation."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +16,9 @@ from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.models.backbones import BACKBONES
 from sllmr_tf.models.build import build_backbone
 from sllmr_tf.data import pairs_dir as pairs_dir_lib
-from sllmr_tf.errors import ArtifactError
+from sllmr_tf.errors import ArtifactError, DataError
 from sllmr_tf.training import methods
+from sllmr_tf.training.gate import SIGNALS, fit_gate, gate_signals
 from sllmr_tf.training.inputs import training_batches
 from sllmr_tf.training.join import PAIRS_KEY
 from sllmr_tf.training.model import TrainingModel
@@ -39,12 +40,15 @@ def batches(data_dir: str, table: PairsTable | None, pairs_per_example: float = 
 
 
 def make_model(data_dir: str, method: str, dropout: float = 0.1, backbone_name: str = "dnn",
-               **kwargs) -> TrainingModel:
-    """A model whose initial weights depend only on the seed."""
+               table: PairsTable | None = None, **kwargs) -> TrainingModel:
+    """A model whose initial weights depend only on the seed; methods with a gate get one fitted
+    on `table`."""
+    the_method = methods.get_method(method)
+    gate = fit_gate({**table.columns, **table.sides})[0] if the_method.has_gate else None
     tf.keras.utils.set_random_seed(7)
     vocab = features.vocab_sizes(DatasetDir(data_dir).stats)
     backbone = build_backbone(backbone_name, vocab, BackboneConfig(dropout=dropout))
-    model = TrainingModel(backbone, methods.get_method(method), **kwargs)
+    model = TrainingModel(backbone, the_method, gate=gate, **kwargs)
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
     return model
 
@@ -70,22 +74,46 @@ def as_numpy(batch) -> dict:
 
 
 @pytest.mark.parametrize("pairs_per_example", [0.25, 2.0])
-def test_join_gives_each_example_only_pairs_of_its_own_user_and_at_most_the_bound(
-        world, table, pairs_per_example):
+def test_join_draws_ceil_x_b_pairs_per_batch_each_with_its_own_users_features(world, table, pairs_per_example):
     data_dir, _ = world
-    cap = math.ceil(pairs_per_example)
-    has_pairs = table.counts > 0
     for x, _ in batches(data_dir, table, pairs_per_example):
         x = as_numpy(x)
-        pairs, users = x[PAIRS_KEY], x["user_id"]
-        np.testing.assert_array_equal(pairs["user_id"], users[pairs["row"]])
-        per_row = np.bincount(pairs["row"], minlength=len(users))
-        assert per_row.max() <= cap
-        eligible = int(has_pairs[users].sum())
-        assert len(pairs["row"]) == min(math.ceil(pairs_per_example * len(users)), eligible * cap)
-        for row in np.flatnonzero(per_row > 1):  # several pairs of one example: distinct while there are
-            chosen = np.stack([pairs["item_a"], pairs["item_b"]], 1)[pairs["row"] == row]
-            assert len({tuple(p) for p in chosen}) == min(per_row[row], table.counts[users[row]])
+        pairs = x[PAIRS_KEY]
+        assert len(pairs["user_id"]) == math.ceil(pairs_per_example * len(x["user_id"]))
+        for name, values in table.users.items():
+            np.testing.assert_array_equal(pairs["user"][name], values[pairs["user_id"]])
+
+
+def test_the_user_features_of_a_pair_are_the_users_last_train_positives_most_recent_first(world, table):
+    data_dir, _ = world
+    category = DatasetDir(data_dir).item_lookup()["item_category"]
+    for row in DatasetDir(data_dir).users()[:50]:
+        recent = row["train_items"][::-1][:features.HISTORY_LENGTH]
+        hist = table.users["hist_item_ids"][row["index"]]
+        assert hist[:len(recent)].tolist() == recent and not hist[len(recent):].any()
+        np.testing.assert_array_equal(table.users["hist_item_categories"][row["index"]][:len(recent)],
+                                      category[recent])
+
+
+def test_join_draws_pairs_uniformly_from_the_table_whatever_the_users_activity(world, table):
+    """Cold-start users hold most of the pairs (targeted augmentation) and few train rows; the
+    pairs they get follow their share of the pairs, not of the rows."""
+    data_dir, _ = world
+    drawn = np.concatenate([as_numpy(x[PAIRS_KEY])["user_id"] for x, _ in batches(data_dir, table, 2.0, steps=60)])
+    cold = DatasetDir(data_dir).user_lookup()["is_cold_user"] > 0
+    share_of_pairs = cold[table.columns["user_id"]].mean()
+    rows = np.concatenate([as_numpy(x)["user_id"] for x, _ in batches(data_dir, None, steps=60)])
+    print(f"cold-start users: {share_of_pairs:.3f} of the pairs, {cold[rows].mean():.3f} of the train rows, "
+          f"{cold[drawn].mean():.3f} of the drawn pairs")
+    assert abs(cold[drawn].mean() - share_of_pairs) < 0.03
+    assert share_of_pairs > cold[rows].mean() + 0.2
+
+
+def test_the_same_seed_and_batch_draw_the_same_pairs(world, table):
+    data_dir, _ = world
+    first, again = batches(data_dir, table, steps=3), batches(data_dir, table, steps=3)
+    for (x1, _), (x2, _) in zip(first, again):
+        np.testing.assert_array_equal(x1[PAIRS_KEY]["item_a"].numpy(), x2[PAIRS_KEY]["item_a"].numpy())
 
 
 def test_join_leaves_the_interaction_stream_unchanged(world, table):
@@ -110,19 +138,16 @@ def test_pairs_carry_the_item_side_features_of_their_items(world, table):
             assert table.sides[side]["item_pop"][k] == row["popularity"]
 
 
-def test_pair_scores_are_the_backbone_on_the_example_with_the_pair_item_swapped_in(world, table):
+def test_pair_scores_are_the_backbone_on_the_pairs_user_with_each_item(world, table):
     data_dir, _ = world
     model = make_model(data_dir, "kd")
     x, _ = batches(data_dir, table, steps=1)[0]
     _, score_a, score_b = model._score_with_pairs(x, x[PAIRS_KEY], training=False)
     pairs = as_numpy(x[PAIRS_KEY])
-    model_names = [f.name for f in features.model_features()]
     for side, scores in (("a", score_a), ("b", score_b)):
-        swapped = {name: tf.gather(x[name], pairs["row"]) for name in model_names}
-        for f in features.model_features():
-            if f.item_side:
-                swapped[f.name] = tf.constant(pairs[side][f.name])
-        np.testing.assert_allclose(scores.numpy(), model.backbone(swapped, training=False)[:, 0].numpy(),
+        inputs = {f.name: tf.constant(pairs[side][f.name] if f.item_side else pairs["user"][f.name])
+                  for f in features.model_features()}
+        np.testing.assert_allclose(scores.numpy(), model.backbone(inputs, training=False)[:, 0].numpy(),
                                    rtol=1e-5, atol=1e-6)
     assert not np.allclose(score_a.numpy(), score_b.numpy())
 
@@ -142,9 +167,11 @@ def test_base_ignores_pairs_exactly(world, table):
 def test_kd_equals_sllmr_with_alpha_fixed_at_one(world, table):
     data_dir, _ = world
     data = batches(data_dir, table)
-    kd, sllmr = make_model(data_dir, "kd", llm_loss_weight=0.5), make_model(data_dir, "sllmr", llm_loss_weight=0.5)
+    kd = make_model(data_dir, "kd", llm_loss_weight=0.5)
+    sllmr = make_model(data_dir, "sllmr", table=table, llm_loss_weight=0.5)
     sllmr.loss_terms(*data[0], training=False)  # build the gate, then pin alpha to 1
-    sllmr.gate.out.bias.assign([60.0])  # sigmoid(60) == 1.0 in float32, and stays so for a few steps
+    sllmr.gate.coefficients.assign(np.r_[60.0, np.zeros(len(SIGNALS))])  # sigmoid(60) == 1.0 in float32
+    sllmr.gate.covariance.assign(np.zeros((len(SIGNALS) + 1,) * 2))
     assert np.all(sllmr.loss_terms(*data[0], training=False).weight.numpy() == 1.0)
     fit(kd, data)
     fit(sllmr, data)
@@ -220,51 +247,44 @@ def test_pairs_scored_on_another_dataset_are_rejected_naming_the_pair_and_field(
 @pytest.mark.parametrize("backbone_name", BACKBONES.names())
 def test_every_variable_of_backbone_and_gate_gets_a_gradient(world, table, backbone_name):
     data_dir, _ = world
-    model = make_model(data_dir, "sllmr", backbone_name=backbone_name)
+    model = make_model(data_dir, "sllmr", table=table, backbone_name=backbone_name)
     data = batches(data_dir, table, steps=1)
     with tf.GradientTape() as tape:
         terms = model.loss_terms(*data[0], training=True)
     gradients = tape.gradient(terms.total, model.trainable_variables)
     silent = [v.name for g, v in zip(gradients, model.trainable_variables)
               if g is None or not np.any(tf.convert_to_tensor(g).numpy())]
-    assert silent == [] and len(model.gate.trainable_variables) == 6
+    assert silent == [] and len(model.trainable_variables) == len(model.backbone.trainable_variables)
     fit(model, data)  # and the training step, which refuses a variable without a gradient, runs
 
 
-def test_gradients_reach_the_gate_only_through_its_own_loss(world, table):
+def test_the_gate_is_fitted_before_training_and_never_changes_during_it(world, table):
     data_dir, _ = world
-    model = make_model(data_dir, "sllmr", llm_loss_weight=0.5)
-    x, y = batches(data_dir, table, steps=1)[0]
-    model.loss_terms(x, y, training=False)  # build the gate
-    gate_vars, backbone_vars = model.gate.trainable_variables, model.backbone.trainable_variables
-    with tf.GradientTape(persistent=True) as tape:
-        terms = model.loss_terms(x, y, training=True)
-        pair_term = model.llm_loss_weight * terms.llm
-        gate_term = model.gate_loss_weight * terms.gate
-
-    def norms(term, variables):
-        return [0.0 if g is None else float(tf.norm(g)) for g in tape.gradient(term, variables)]
-
-    assert norms(terms.bce, gate_vars) == [0.0] * len(gate_vars)
-    assert norms(pair_term, gate_vars) == [0.0] * len(gate_vars)
-    assert norms(gate_term, backbone_vars) == [0.0] * len(backbone_vars)
-    assert min(norms(gate_term, gate_vars[-2:])) > 0  # the gate does learn from its own loss
-    assert max(norms(pair_term, backbone_vars)) > 0  # and the pairs do reach the backbone
-
-
-def test_gate_does_not_switch_off_even_where_switching_off_would_lower_the_loss(world, table):
-    data_dir, _ = world
-    # The LLM agrees with every observed outcome: a reliable LLM whose pairwise loss is still > 0.
-    reliable = dataclasses.replace(table, columns={**table.columns,
-                                                   "outcome": np.ones_like(table.columns["outcome"])})
-    model = make_model(data_dir, "sllmr", llm_loss_weight=1.0)
-    data = batches(data_dir, reliable, pairs_per_example=1.0, steps=40)
-    alpha_before = float(np.mean(model.loss_terms(*data[0], training=False).weight))
+    model = make_model(data_dir, "sllmr", table=table, llm_loss_weight=0.5)
+    data = batches(data_dir, table, steps=4)
+    model.loss_terms(*data[0], training=False)
+    before = [w.copy() for w in model.gate.get_weights()]
+    backbone_before = [w.copy() for w in model.backbone.get_weights()]
     fit(model, data)
-    after = [model.loss_terms(x, y, training=False) for x, y in data[:5]]
-    alpha_after = float(np.mean(np.concatenate([t.weight.numpy() for t in after])))
-    pair_term = float(np.mean([t.llm.numpy() for t in after]))
-    print(f"alpha before {alpha_before:.3f}, after {alpha_after:.3f}; "
-          f"switching the gate off would lower the loss by {pair_term:.3f}")
-    assert pair_term > 0.05  # alpha -> 0 would remove this much loss ...
-    assert alpha_after > 0.9 > alpha_before  # ... yet the gate learned to trust the reliable LLM
+    for old, new in zip(before, model.gate.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    assert any(not np.array_equal(a, b) for a, b in zip(backbone_before, model.backbone.get_weights()))
+
+
+def test_the_fitted_gate_trusts_an_llm_that_agrees_with_the_outcomes_and_not_one_that_never_does(world, table):
+    def fitted_alpha(outcome: int) -> float:
+        columns = {**table.columns, "outcome": np.where(table.columns["outcome"] >= 0, outcome, -1)}
+        gate, report = fit_gate({**columns, **table.sides})
+        alpha = tf.sigmoid(gate(gate_signals({**columns, **table.sides}))[0]).numpy()
+        assert report.known_pairs > 100 and report.users > 10
+        return float(alpha.mean())
+
+    reliable, contrary = fitted_alpha(1), fitted_alpha(0)
+    print(f"mean alpha: an LLM agreeing with every outcome {reliable:.3f}, with none {contrary:.3f}")
+    assert reliable > 0.95 and contrary < 0.05
+
+
+def test_the_gate_refuses_pairs_without_a_known_outcome(table):
+    columns = {**table.columns, "outcome": np.full_like(table.columns["outcome"], -1)}
+    with pytest.raises(DataError, match="gate needs at least"):
+        fit_gate({**columns, **table.sides})

@@ -26,7 +26,7 @@ def predictions(num_users: int, rows_per_user: int, signal: float, seed: int = 0
     return Predictions(labels=labels, probs=1 / (1 + np.exp(-logits)),
                        users=np.repeat(np.arange(1, num_users + 1), rows_per_user),
                        items=rng.integers(1, 500, n), is_cold_user=rng.random(n) < 0.3,
-                       is_longtail_item=pop < 5, item_pop=pop)
+                       is_longtail_item=pop < 5, is_heavy_user=rng.random(n) < 0.2, item_pop=pop)
 
 
 def test_auc_counts_ties_as_one_half_like_the_pairwise_definition():
@@ -83,7 +83,8 @@ def test_gauc_is_the_mean_auc_of_users_having_both_labels():
     scores = np.array([0.9, 0.1, 0.5, 0.4, 0.2, 0.3, 0.6, 0.7])
     users = np.array([1, 1, 1, 2, 2, 2, 3, 3])  # user 3 has no positive: left out
     pred = Predictions(labels=labels, probs=scores, users=users, items=np.arange(8),
-                       is_cold_user=np.zeros(8, bool), is_longtail_item=np.zeros(8, bool), item_pop=np.ones(8))
+                       is_cold_user=np.zeros(8, bool), is_longtail_item=np.zeros(8, bool),
+                       is_heavy_user=np.zeros(8, bool), item_pop=np.ones(8))
     gauc = evaluation.gauc_report(pred, num_bootstrap=10, seed=0)
     assert gauc["n_users"] == 2
     assert gauc["value"] == pytest.approx((1.0 + 0.5) / 2)  # user 2: 0.4 > 0.3 but 0.2 < 0.3

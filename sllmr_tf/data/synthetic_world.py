@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from sllmr_tf import fileio
-from sllmr_tf.errors import BadRecordError, ConfigError
+from sllmr_tf.errors import ArtifactError, BadRecordError, ConfigError
 
 # Leaf categories of an Amazon "Sports & Outdoors"-like catalogue, each with its product nouns.
 CATALOGUE: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -165,17 +165,23 @@ def config_path(raw_dir: str) -> str:
 
 
 class GroundTruth:
-    """True preferences of a world, addressed by row index (ids[k] is row k).
+    """True preferences and exposure of a world, addressed by row index (ids[k] is row k).
 
     In a freshly generated world rows follow the world's own id order; `save`
     realigns them to a dataset's vocabularies so that row k is vocab index k
-    (row 0, the padding slot, has zero factors and biases: logit 0).
+    (row 0, the padding slot, has zero factors, biases and log popularity).
+
+    Two truths a teacher can know: the user's *preference* (which of two items
+    the user's noisy utility ranks higher, `prob_prefers`) and the *propensity*
+    (which of two items the user is likelier to interact with and like, the
+    event the recommender is evaluated on, `prob_more_likely_positive`).
     """
 
     def __init__(self, user_ids: Sequence[str], item_ids: Sequence[str],
                  user_factors: np.ndarray, item_factors: np.ndarray,
                  user_bias: np.ndarray, item_bias: np.ndarray,
-                 noise_scale: float, rating_cuts: np.ndarray):
+                 noise_scale: float, rating_cuts: np.ndarray,
+                 item_log_popularity: np.ndarray, exposure_preference: float):
         self.user_ids = np.asarray(user_ids, dtype=str)
         self.item_ids = np.asarray(item_ids, dtype=str)
         self.user_factors = np.asarray(user_factors, np.float32)
@@ -184,6 +190,8 @@ class GroundTruth:
         self.item_bias = np.asarray(item_bias, np.float32)
         self.noise_scale = float(noise_scale)
         self.rating_cuts = np.asarray(rating_cuts, np.float64)  # utility thresholds of 2..5 stars
+        self.item_log_popularity = np.asarray(item_log_popularity, np.float64)  # the exposure weight
+        self.exposure_preference = float(exposure_preference)
 
     def preference_logit(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """True affinity of users[k] for items[k] (index arrays, broadcast together)."""
@@ -208,6 +216,28 @@ class GroundTruth:
         z = (self.rating_cuts[2] - self.preference_logit(users, items)) / self.noise_scale
         return -np.expm1(-np.exp(-z))
 
+    def propensity_logit(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """log P(the user interacts with the item and rates it >= 4), up to a per-user constant.
+
+        Exposure draws a user's items without replacement with weight
+        popularity x exp(exposure_preference x logit); while an item's share of the
+        user's weight is small, its chance to be drawn is proportional to its weight,
+        so the log probability of a positive interaction is log popularity +
+        exposure_preference x logit + log P(rating >= 4).
+        """
+        users, items = np.broadcast_arrays(np.asarray(users), np.asarray(items))
+        return (self.item_log_popularity[items] + self.exposure_preference * self.preference_logit(users, items)
+                + np.log(self.prob_positive(users, items)))
+
+    def prob_more_likely_positive(self, users: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """P(a is the user's positive interaction, given that exactly one of a and b is).
+
+        With small interaction probabilities this is sigmoid of the difference of
+        the propensity logits (Bradley-Terry): the truth of "a over b" under the
+        metric the models are tested on (a held-out positive against an unseen item).
+        """
+        return _sigmoid(self.propensity_logit(users, a) - self.propensity_logit(users, b))
+
     def reindexed(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> "GroundTruth":
         """The same truth with rows in the given id order; '' (padding) gets a zero row."""
         user_rows = _rows_for(self.user_ids, user_ids, "user")
@@ -221,7 +251,8 @@ class GroundTruth:
         return GroundTruth(user_ids, item_ids,
                            take(self.user_factors, user_rows), take(self.item_factors, item_rows),
                            take(self.user_bias, user_rows), take(self.item_bias, item_rows),
-                           self.noise_scale, self.rating_cuts)
+                           self.noise_scale, self.rating_cuts, take(self.item_log_popularity, item_rows),
+                           self.exposure_preference)
 
     def save(self, path: str, user_ids_in_index_order: Sequence[str],
              item_ids_in_index_order: Sequence[str]) -> None:
@@ -231,14 +262,25 @@ class GroundTruth:
         np.savez(buffer, user_ids=aligned.user_ids, item_ids=aligned.item_ids,
                  user_factors=aligned.user_factors, item_factors=aligned.item_factors,
                  user_bias=aligned.user_bias, item_bias=aligned.item_bias,
-                 noise_scale=np.float64(aligned.noise_scale), rating_cuts=aligned.rating_cuts)
+                 noise_scale=np.float64(aligned.noise_scale), rating_cuts=aligned.rating_cuts,
+                 item_log_popularity=aligned.item_log_popularity,
+                 exposure_preference=np.float64(aligned.exposure_preference))
         fileio.write_atomic(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str) -> "GroundTruth":
+        """The truth saved at `path`.
+
+        Raises:
+            ArtifactError: the file predates the exposure truth (prepare the world again).
+        """
         with fileio.open_file(path, "rb") as f, np.load(io.BytesIO(f.read()), allow_pickle=False) as z:
+            if "item_log_popularity" not in z:
+                raise ArtifactError(f"{path}: written by an older sllmr-tf without the world's exposure; "
+                                    "prepare the synthetic world again (sllmr-prepare --overwrite)")
             return cls(z["user_ids"], z["item_ids"], z["user_factors"], z["item_factors"],
-                       z["user_bias"], z["item_bias"], float(z["noise_scale"]), z["rating_cuts"])
+                       z["user_bias"], z["item_bias"], float(z["noise_scale"]), z["rating_cuts"],
+                       z["item_log_popularity"], float(z["exposure_preference"]))
 
 
 @dataclasses.dataclass
@@ -299,17 +341,17 @@ def generate_world(config: WorldConfig = WorldConfig()) -> SyntheticWorld:
 
     user_ids = [f"u{k:05d}" for k in range(n_users)]
     item_ids = [f"i{k:05d}" for k in range(n_items)]
-    # The rating cuts depend on the utilities drawn below; they are filled in once known.
-    truth = GroundTruth(user_ids, item_ids, user_factors, item_factors, user_bias, item_bias,
-                        config.noise_scale, rating_cuts=np.zeros(4))
-
     # Popularity: Zipf weights over a random order of the items.
     popularity = np.empty(n_items)
     ranks = np.arange(1, n_items + 1, dtype=np.float64)
     popularity[rng.permutation(n_items)] = ranks ** -config.popularity_exponent
+    # The rating cuts depend on the utilities drawn below; they are filled in once known.
+    truth = GroundTruth(user_ids, item_ids, user_factors, item_factors, user_bias, item_bias,
+                        config.noise_scale, rating_cuts=np.zeros(4), item_log_popularity=np.log(popularity),
+                        exposure_preference=config.exposure_preference)
 
     counts = _activity(rng, config)
-    users, items = _expose(rng, truth, np.log(popularity), counts, config.exposure_preference)
+    users, items = _expose(rng, truth, truth.item_log_popularity, counts, config.exposure_preference)
 
     # Ratings: noisy utility cut at the quantiles that give the configured star shares.
     utility = truth.preference_logit(users, items) + config.noise_scale * rng.gumbel(size=users.size)

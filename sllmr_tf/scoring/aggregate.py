@@ -9,6 +9,11 @@ agree (a tie counts half), so a pair the orderings contradict scores near
 above 0.5 (Borda ties, or a Borda order the pairwise votes contradict) carry
 no preference and are dropped.
 
+Each pair also gets its margin: the gap of the two candidates' rank points
+(Borda counts by rank, whatever the score scale) over the largest gap the list
+allows, 1 for the list's best against its worst, small for neighbours. Confidence says how consistently the orderings agree on
+the pair; margin how far apart they put its items.
+
 A single answer (a deterministic backend, or `--num_orders=1`) has no
 agreement to measure, so its confidence comes from the score margin instead:
 0.5 + 0.5 (s_a - s_b) / (max s - min s), 1 for the list's best against its
@@ -28,6 +33,7 @@ class Pair:
     a: int  # candidate position preferred
     b: int
     confidence: float  # in (0.5, 1]
+    margin: float  # how far apart the aggregated ranking puts a and b, in (0, 1]
 
 
 def pairwise_wins(scores: Sequence[np.ndarray]) -> np.ndarray:
@@ -47,6 +53,14 @@ def pairwise_wins(scores: Sequence[np.ndarray]) -> np.ndarray:
     return wins
 
 
+def rank_points(scores: Sequence[np.ndarray]) -> np.ndarray:
+    """Per candidate, the candidates it ranks above summed over the answers (ties count half)."""
+    stacked = np.stack([np.asarray(s, np.float64) for s in scores])
+    above = (stacked[:, :, None] > stacked[:, None, :]).sum((0, 2))
+    tied = (stacked[:, :, None] == stacked[:, None, :]).sum((0, 2)) - len(stacked)  # not with itself
+    return above + 0.5 * tied
+
+
 def aggregate_pairs(scores: Sequence[np.ndarray], max_pairs: int = 0,
                     rng: np.random.Generator | None = None) -> tuple[np.ndarray, list[Pair]]:
     """The Borda points and the preference pairs of one list.
@@ -59,7 +73,9 @@ def aggregate_pairs(scores: Sequence[np.ndarray], max_pairs: int = 0,
     wins = pairwise_wins(scores)
     points = wins.sum(1) * len(scores)
     k = points.size
-    pairs = [Pair(int(a), int(b), float(wins[a, b]))
+    ranks = rank_points(scores)
+    most = len(scores) * (k - 1)  # the rank-point gap of a list's best over its worst
+    pairs = [Pair(int(a), int(b), float(wins[a, b]), float((ranks[a] - ranks[b]) / most))
              for a in range(k) for b in range(k)
              if points[a] > points[b] and wins[a, b] > 0.5]
     pairs.sort(key=lambda p: (-points[p.a], -points[p.b], p.a, p.b))

@@ -11,8 +11,8 @@ skipped and counted. A request that gets no answer (`TransportError`) counts as 
 failed request; many in a row abort the job (`ScoringAborted`).
 Requests run on a bounded thread pool; results are consumed in list order,
 so the output does not depend on the concurrency. A backend may expose
-`true_correct_prob(user, item_a, item_b)` (synthetic worlds) and
-`transport_retries` (a counter); both are optional.
+`true_correct_prob(user, item_a, item_b)` and `true_informed_prob(...)`
+(synthetic worlds) and `transport_retries` (a counter); all are optional.
 """
 from __future__ import annotations
 
@@ -94,6 +94,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     max_retries = 0 if backend.deterministic else config.max_retries  # the same request, the same answer
     style = getattr(backend, "prompt_style", prompts.STYLE_RANK)
     truth = getattr(backend, "true_correct_prob", None)
+    informed = getattr(backend, "true_informed_prob", None)
     shard = shards.shard_suffix(config.shard_index, config.num_shards)
     fileio.makedirs(pairs_dir)
     cache = ResponseCache(cache_dir or pairs_dir_lib.default_cache_dir(pairs_dir), shard)
@@ -145,7 +146,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
                     if consecutive_failures >= config.max_consecutive_failures:
                         raise ScoringAborted(f"{consecutive_failures} requests in a row failed; last: "
                                              f"{result.asks[-1].error}")
-                    _write_pairs(result, writer, counts, train_sets, cold_users, is_longtail, truth, config)
+                    _write_pairs(result, writer, counts, train_sets, cold_users, is_longtail, truth, informed, config)
                 if time.time() - last_report >= config.progress_every_s:
                     last_report = time.time()
                     log(_progress(counts, len(lists), last_report - start))
@@ -181,7 +182,8 @@ def _count_ask(counts: collections.Counter, ask: _Ask) -> None:
 
 
 def _write_pairs(result: _ListResult, writer: shards.ShardWriter, counts: collections.Counter,
-                 train_sets: dict, cold_users: set, is_longtail: np.ndarray, truth, config: ScoreConfig) -> None:
+                 train_sets: dict, cold_users: set, is_longtail: np.ndarray, truth, informed,
+                 config: ScoreConfig) -> None:
     cl = result.cl
     source = SOURCE_NAMES[cl.source]
     counts[f"lists_{source}"] += 1
@@ -197,9 +199,10 @@ def _write_pairs(result: _ListResult, writer: shards.ShardWriter, counts: collec
         outcome = 1 if (a in train and b not in train) else 0 if (b in train and a not in train) \
             else features.OUTCOME_UNKNOWN
         writer.write(pairs_dir_lib.encode_pair({
-            "user_id": cl.user_index, "item_a": a, "item_b": b, "confidence": pair.confidence,
+            "user_id": cl.user_index, "item_a": a, "item_b": b, "confidence": pair.confidence, "margin": pair.margin,
             "source": cl.source, "outcome": outcome,
-            "true_correct_prob": truth(cl.user_index, a, b) if truth else -1.0}))
+            "true_correct_prob": truth(cl.user_index, a, b) if truth else -1.0,
+            "true_informed_prob": informed(cl.user_index, a, b) if informed else -1.0}))
         counts["pairs_written"] += 1
         counts[f"pairs_{source}"] += 1
         counts["confidence_sum"] += pair.confidence

@@ -6,10 +6,17 @@ and this oracle answers with a reliability that depends on where the question
 falls: by the user's history length (sparse / medium / heavy) and the item's
 popularity (long-tail / head).
 
+What the oracle knows is set by `target`: `propensity` (the default) is how
+likely the user is to interact with the item and like it, the event the
+models are tested on (`GroundTruth.propensity_logit`: exposure by popularity
+and preference, then the rating), as a real LLM knows both what a user would
+like and what is popular; `preference` is the user's taste alone
+(`GroundTruth.preference_logit`), which ignores exposure.
+
 How an answer is made. For each (user, item) the oracle either *knows* the
 item, with a probability set by the region, fixed per (seed, user, item), so
 every ordering and every list agrees, or it does not. Known candidates are
-ranked by their true logit. An unknown candidate is a confident guess: it lands
+ranked by the target's true logit. An unknown candidate is a confident guess: it lands
 above or below every known candidate, at random or, with position bias, by
 where it was presented (earlier = higher). A pair of known items is therefore
 always right and any pair with a guess is right half of the time, so a region
@@ -32,28 +39,32 @@ from sllmr_tf.scoring.base import RankRequest, RankResponse
 
 USER_SEGMENTS = ("sparse", "medium", "heavy")
 ITEM_SEGMENTS = ("longtail", "head")
+TARGETS = ("propensity", "preference")
+ALL_REGIONS = "all"  # an accuracy or position-bias entry for every region at once
 DEFAULT_ACCURACY = ("sparse/longtail=0.9,sparse/head=0.85,medium/longtail=0.8,medium/head=0.75,"
                     "heavy/longtail=0.65,heavy/head=0.6")
 DEFAULT_POSITION_BIAS = "sparse=0,medium=0.3,heavy=0.8"
 
 
 def parse_settings(option: str, spec: str, keys: tuple[str, ...], low: float, high: float) -> dict[str, float]:
-    """'k1=v1,k2=v2' -> {k1: v1, k2: v2}; a bad entry names the option and the entry."""
+    """'k1=v1,k2=v2' -> {k1: v1, k2: v2} ('all=v' sets every key, later entries override);
+    a bad entry names the option and the entry."""
     where = f"simulated scorer option {option}"
     values = {}
     for entry in (e.strip() for e in spec.split(",")):
         if not entry:
             continue
         key, sep, text = (part.strip() for part in entry.partition("="))
-        if not sep or key not in keys:
-            raise ConfigError(f"{where}: bad entry {entry!r}; expected KEY=VALUE with KEY one of {list(keys)}")
+        if not sep or key not in (*keys, ALL_REGIONS):
+            raise ConfigError(f"{where}: bad entry {entry!r}; expected KEY=VALUE with KEY one of "
+                              f"{[*keys, ALL_REGIONS]}")
         try:
             value = float(text)
         except ValueError:
             raise ConfigError(f"{where}: entry {entry!r}: {text!r} is not a number") from None
         if not low <= value <= high:
             raise ConfigError(f"{where}: entry {entry!r}: value must be in [{low}, {high}]")
-        values[key] = value
+        values.update(dict.fromkeys(keys, value) if key == ALL_REGIONS else {key: value})
     return values
 
 
@@ -98,7 +109,10 @@ class SimulatedBackend:
     deterministic = False  # position bias: the presented order changes the answer
 
     def __init__(self, data_dir: str, accuracy: str = "", position_bias: str = "",
-                 sparse_max_history: int = 2, heavy_min_history: int = 20, seed: int = 0):
+                 sparse_max_history: int = 2, heavy_min_history: int = 20, seed: int = 0,
+                 target: str = "propensity"):
+        if target not in TARGETS:
+            raise ConfigError(f"simulated scorer option target must be one of {TARGETS}, got {target!r}")
         dataset = DatasetDir(data_dir)
         if dataset.ground_truth_path is None:
             raise ConfigError(
@@ -109,11 +123,12 @@ class SimulatedBackend:
         self.profile = ReliabilityProfile.from_options(accuracy, position_bias, sparse_max_history,
                                                        heavy_min_history)
         self.seed = seed
+        self.target = target
         self._history_length = dataset.user_lookup()["train_positives"]
         self._is_longtail = dataset.item_lookup()["is_longtail_item"].astype(bool)
 
     def decoding_params(self) -> dict:
-        return {"seed": self.seed, **dataclasses.asdict(self.profile)}
+        return {"seed": self.seed, "target": self.target, **dataclasses.asdict(self.profile)}
 
     def user_segment(self, user: int) -> str:
         return self.profile.user_segment(int(self._history_length[user]))
@@ -121,9 +136,29 @@ class SimulatedBackend:
     def item_segment(self, item: int) -> str:
         return "longtail" if self._is_longtail[item] else "head"
 
+    def target_logit(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The true logit the oracle ranks known items by."""
+        if self.target == "preference":
+            return self.truth.preference_logit(users, items)
+        return self.truth.propensity_logit(users, items)
+
     def true_correct_prob(self, user: int, item_a: int, item_b: int) -> float:
-        """P(the user truly prefers a over b): how likely the pair 'a over b' is correct."""
-        return float(self.truth.prob_prefers(np.array([user]), np.array([item_a]), np.array([item_b]))[0])
+        """How likely the pair 'a over b' is correct under the target: P(the user prefers a), or
+        P(a is the user's positive interaction rather than b)."""
+        users, a, b = np.array([user]), np.array([item_a]), np.array([item_b])
+        if self.target == "preference":
+            return float(self.truth.prob_prefers(users, a, b)[0])
+        return float(self.truth.prob_more_likely_positive(users, a, b)[0])
+
+    def true_informed_prob(self, user: int, item_a: int, item_b: int) -> float:
+        """How likely 'a over b' is right given what the oracle knew: where it knew both items
+        its order is the target's, right with true_correct_prob; where it guessed either, its
+        order is a coin flip, right half of the time whatever the pair. This is the reliability
+        a gate can learn without knowing which way the truth points."""
+        segment = self.user_segment(user)
+        knew_both = all(self._knowledge_draw(user, item) < self.profile.knowledge_prob(segment, self.item_segment(item))
+                        for item in (item_a, item_b))
+        return self.true_correct_prob(user, item_a, item_b) if knew_both else 0.5
 
     def rank(self, request: RankRequest) -> RankResponse:
         user = request.user_index
@@ -137,7 +172,7 @@ class SimulatedBackend:
         bias = self.profile.position_bias[segment]
         rng = np.random.default_rng([self.seed, 2, user, *items.tolist()])
         guess = (1.0 - bias) * rng.random(n) + bias * (1.0 - np.arange(n) / max(n - 1, 1))
-        logit = self.truth.preference_logit(np.full(n, user), items)
+        logit = self.target_logit(np.full(n, user), items)
         tier = np.where(known, 1, np.where(guess >= 0.5, 2, 0))  # a guess lands above or below the known
         order = np.lexsort((np.where(known, logit, guess), tier))  # worst first
         scores = np.empty(n)
@@ -153,6 +188,7 @@ class SimulatedBackend:
 
 
 def create(data_dir: str, accuracy: str = "", position_bias: str = "", sparse_max_history: int = 2,
-           heavy_min_history: int = 20, seed: int = 0) -> SimulatedBackend:
+           heavy_min_history: int = 20, seed: int = 0, target: str = "propensity") -> SimulatedBackend:
     """The factory `backends.make_backend` calls with the --scorer_option values."""
-    return SimulatedBackend(data_dir, accuracy, position_bias, sparse_max_history, heavy_min_history, seed)
+    return SimulatedBackend(data_dir, accuracy, position_bias, sparse_max_history, heavy_min_history, seed,
+                            target)

@@ -11,7 +11,7 @@ from sllmr_tf.training import methods as methods_lib
 
 SPLITS = ("valid", "test", "train")
 # Settings only methods with LLM pairs read: a base run is the same run whatever they are.
-PAIR_SETTINGS = ("pairs_dir", "llm_loss_weight", "gate_loss_weight", "pairs_per_example", "confidence_weighting")
+PAIR_SETTINGS = ("pairs_dir", "llm_loss_weight", "pairs_per_example", "confidence_weighting")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,9 +30,8 @@ class TrainConfig:
     batch_size: int = option(128, "Training batch size.")
     learning_rate: float = option(1e-3, "Adam learning rate.")
     llm_loss_weight: float = option(0.1, "lambda: weight of the LLM loss term.")
-    gate_loss_weight: float = option(1.0, "mu: weight of the gate's reliability loss.")
-    pairs_per_example: float = option(0.1, "LLM pairs joined per training example (a batch of B gets "
-                                      "ceil(x * B) pairs; one example at most ceil(x)).")
+    pairs_per_example: float = option(1.0, "LLM pairs drawn per training example: a batch of B gets "
+                                      "ceil(x * B) pairs, drawn uniformly from all pairs.")
     confidence_weighting: bool = option(False, "Weight each pairwise loss by the LLM's confidence.")
     shuffle_buffer: int = option(10_000, "Examples in the shuffle buffer.")
     embedding_dim: int = option(32, "Embedding size of every feature.")
@@ -54,7 +53,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        for name in ("llm_loss_weight", "gate_loss_weight", "l2"):
+        for name in ("llm_loss_weight", "l2"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if method.uses_pairs and not self.pairs_per_example > 0:

@@ -12,6 +12,8 @@ Segments (segments.py holds the rules):
     longtail_items    rows whose item is in the bottom 20% of train popularity (the
                       paper's definition; few rows under leave-last-out)
     longtail_events   the 20% of rows whose items are least popular (event-weighted)
+    heavy_users       rows of the 20% of users with the most train positives, where
+                      collaborative signal is strongest and an LLM is expected to help least
 gAUC is the unweighted mean over users of each user's AUC, over users having
 both a positive and a negative row.
 """
@@ -36,6 +38,7 @@ class Predictions:
     items: np.ndarray  # item index
     is_cold_user: np.ndarray  # bool
     is_longtail_item: np.ndarray  # bool
+    is_heavy_user: np.ndarray  # bool
     item_pop: np.ndarray  # train popularity of the item
 
     def subset(self, mask: np.ndarray) -> "Predictions":
@@ -49,6 +52,7 @@ def evaluate(pred: Predictions, num_bootstrap: int = 200, seed: int = 0) -> dict
         "cold_start_users": pred.is_cold_user.astype(bool),
         "longtail_items": pred.is_longtail_item.astype(bool),
         "longtail_events": segments.longtail_events(pred.item_pop, pred.items),
+        "heavy_users": pred.is_heavy_user.astype(bool),
     }
     report = {name: segment_report(pred.subset(masks[name]), num_bootstrap, seed)
               for name in segments.EVAL_SEGMENTS}

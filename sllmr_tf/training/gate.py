@@ -1,69 +1,197 @@
 """The reliability gate: how far to trust the LLM on one pair.
 
-The gate is a small MLP that predicts, from signals the backbone cannot change,
-the probability alpha that the LLM's order of a pair is right. It is trained
-only as that predictor (its own BCE against "the LLM's order agrees with the
-observed outcome" on pairs whose outcome is known), and the pairwise loss is
-weighted by stop_gradient(alpha). So the gate has no path by which it could
-lower the training loss by switching itself off: its only objective is to be
-a calibrated reliability estimate, and the backbone's only objective is the
-loss under that fixed estimate.
+The gate predicts alpha, the probability that the LLM's order of a pair is
+right, from signals the backbone cannot change: the user's region and the
+LLM's own confidence and margin. It is a logistic model fitted before training
+on every pair whose outcome the train data decides (a train positive against
+an item the user never had), then frozen. So the gate cannot lower the
+training loss by switching itself off (the loss never trains it), and it is
+calibrated from the first step on.
+
+Three rules make a useless teacher change nothing:
+- The signals are symmetric in the pair: swapping which item the LLM put first
+  leaves them unchanged. A teacher whose order carries no information is then
+  right half of the time whatever the signals say, so a calibrated gate gives
+  it alpha = 1/2 everywhere. (An asymmetric signal such as the backbone's own
+  agreement with the LLM's order lets alpha rise wherever the backbone agrees,
+  which rewards a coin flip for echoing the backbone.)
+- The weight is the signal a pair carries, not the probability it is right:
+  for a label right with probability alpha the expected direction is
+  2 alpha - 1, which vanishes for a coin flip (see `weight_from_alpha`).
+- The weight uses what the evidence proves: the one-sided 95% lower bound of
+  alpha, from the fit's covariance clustered by user (the pairs of one list hang
+  on the same few guesses, so pairs are not independent evidence). A region the
+  known pairs cannot tell from a coin flip gets weight 0.
+BUILD_NOTES.md (the gate) has the measurements behind these choices.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import dataclasses
+from typing import Mapping
 
+import numpy as np
 import tensorflow as tf
 
-SIGNALS = ("log1p_user_train_positives", "log1p_pop_less_popular", "log1p_pop_more_popular",
-           "model_uncertainty", "model_agreement", "llm_confidence")
+from sllmr_tf import segments
+from sllmr_tf.errors import DataError
+from sllmr_tf.training.evaluation import auc
+
+SIGNALS = ("log1p_user_train_positives", "is_cold_user", "longtail_items_in_pair", "llm_confidence", "llm_margin")
+MIN_KNOWN_PAIRS = 50
+LOWER_BOUND_Z = 1.6449  # one-sided 95%
+_RIDGE = 1e-4  # keeps the fit defined where a signal is constant or the outcomes are all alike
 
 
-def gate_signals(pairs: Mapping, score_a: tf.Tensor, score_b: tf.Tensor) -> tf.Tensor:
-    """(pairs, len(SIGNALS)) float32, gradient-free by construction.
+def gate_signals(pairs: Mapping) -> tf.Tensor:
+    """(pairs, len(SIGNALS)) float32, symmetric in the pair's two items.
 
-    - The two popularities enter as an unordered pair (less / more popular).
-      The gate learns from pairs whose outcome is known, i.e. a train item
-      against a non-train item, and train items are the popular ones; given
-      "pop of a" and "pop of b" in order, it learns "the LLM is right when it
-      prefers the more popular item", which holds on those pairs only.
-    - The backbone's view of the pair: q = sigmoid(s_a - s_b), its own
-      probability that a beats b, enters as the agreement q and the
-      uncertainty 4 q (1 - q) (1 where it cannot tell, 0 where it is sure).
-      How right one LLM pair is varies mostly within a user/item region, with
-      how far apart the two items truly are, which only the backbone's own
-      scores estimate. (BUILD_NOTES.md, Training, has the measurements.)
+    - The user: how many train positives, and the paper's cold-start indicator.
+    - The items: how many of the two are long-tail (the paper's indicator).
+    - The LLM: its confidence in its order (how consistently its orderings
+      agree) and its margin (how far apart it ranks the two items).
     """
-    q = tf.sigmoid(score_a - score_b)
-    log1p = lambda v: tf.math.log1p(tf.cast(v, tf.float32))  # noqa: E731
-    pop_a, pop_b = log1p(pairs["a"]["item_pop"]), log1p(pairs["b"]["item_pop"])
-    signals = tf.stack([
-        log1p(pairs["user_train_positives"]),
-        tf.minimum(pop_a, pop_b),
-        tf.maximum(pop_a, pop_b),
-        4.0 * q * (1.0 - q),
-        q,
-        tf.cast(pairs["confidence"], tf.float32),
+    as_float = lambda v: tf.cast(v, tf.float32)  # noqa: E731
+    return tf.stack([
+        tf.math.log1p(as_float(pairs["user_train_positives"])),
+        as_float(pairs["is_cold_user"] > 0),
+        as_float(pairs["a"]["is_longtail_item"] > 0) + as_float(pairs["b"]["is_longtail_item"] > 0),
+        as_float(pairs["confidence"]),
+        as_float(pairs["margin"]),
     ], axis=-1)
-    return tf.stop_gradient(signals)
+
+
+def weight_from_alpha(alpha: tf.Tensor) -> tf.Tensor:
+    """The weight of a pair whose order is right with probability alpha: max(0, 2 alpha - 1)
+    (the gate passes the lower bound of alpha, so only proven reliability earns weight).
+
+    A label that is right with probability p points the right way on average by
+    2p - 1; weighting the hard-label pairwise loss by it makes its expected
+    gradient at s_a = s_b equal to that of the loss on the soft target p, while
+    a coin flip (p = 1/2) gets weight 0 instead of pulling the two scores
+    together. Below 1/2 the weight stays 0: the gate is fitted on easier pairs
+    than it acts on, so a region it finds worse than chance is ignored, not inverted.
+    """
+    return tf.maximum(0.0, 2.0 * alpha - 1.0)
 
 
 @tf.keras.utils.register_keras_serializable(package="sllmr")
 class ReliabilityGate(tf.keras.layers.Layer):
-    """Signals (pairs, k) -> reliability logit (pairs,); alpha = sigmoid(logit) in (0, 1)."""
+    """Signals (pairs, k) -> (logit of alpha, logit of its 95% lower bound), both (pairs,).
 
-    def __init__(self, hidden_units: Sequence[int] = (16, 16), **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_units = tuple(int(u) for u in hidden_units)
-        self.hidden = [tf.keras.layers.Dense(u, activation="relu", name=f"hidden_{i}")
-                       for i, u in enumerate(self.hidden_units)]
-        self.out = tf.keras.layers.Dense(1, name="reliability_logit")
+    A fitted logistic model, frozen: standardised signals, coefficients and their
+    covariance are non-trainable weights (saved with the run's checkpoints).
+    """
 
-    def call(self, signals: tf.Tensor) -> tf.Tensor:
-        h = signals
-        for layer in self.hidden:
-            h = layer(h)
-        return self.out(h)[:, 0]
+    def __init__(self, num_signals: int = len(SIGNALS), **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.num_signals = int(num_signals)
+
+    def build(self, input_shape):
+        k = self.num_signals
+
+        def constant(name, shape):
+            return self.add_weight(name=name, shape=shape, initializer="zeros", trainable=False)
+
+        self.center, self.scale = constant("center", (k,)), constant("scale", (k,))
+        self.coefficients, self.covariance = constant("coefficients", (k + 1,)), constant("covariance", (k + 1, k + 1))
+        super().build(input_shape)
+
+    def call(self, signals: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x = (signals - self.center) / self.scale
+        design = tf.concat([tf.ones_like(x[:, :1]), x], axis=1)
+        logit = tf.linalg.matvec(design, self.coefficients)
+        spread = tf.sqrt(tf.maximum(tf.reduce_sum(tf.matmul(design, self.covariance) * design, axis=1), 0.0))
+        return logit, logit - LOWER_BOUND_Z * spread
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "hidden_units": self.hidden_units}
+        return {**super().get_config(), "num_signals": self.num_signals}
+
+
+@dataclasses.dataclass(frozen=True)
+class GateFit:
+    """How the fit went: its evidence, its coefficients and how well alpha sorts the known pairs."""
+
+    known_pairs: int
+    users: int
+    agreement_rate: float  # the LLM's agreement with the outcome, over all known pairs
+    auc: float | None  # of alpha for that agreement, on the same pairs
+    coefficients: dict  # per standardised signal (and the intercept), on the logit scale
+    standard_errors: dict  # clustered by user
+
+    def to_json(self) -> dict:
+        def rounded(v):
+            return {k: round(x, 4) for k, x in v.items()} if isinstance(v, dict) else (
+                round(v, 4) if isinstance(v, float) else v)
+
+        return {k: rounded(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def fit_gate(pairs: Mapping) -> tuple[ReliabilityGate, GateFit]:
+    """Fit the gate on the pairs whose outcome is known; returns it (frozen) and the fit's report.
+
+    Logistic regression of "the LLM agrees with the outcome" on the standardised
+    signals, by iteratively reweighted least squares; the covariance of the
+    coefficients is the sandwich estimator clustered by user.
+
+    Args:
+        pairs: columns as in pairs_table (user_id, outcome, the gate's inputs) with "a"/"b" sides.
+
+    Returns:
+        (the gate; the GateFit).
+
+    Raises:
+        DataError: fewer than MIN_KNOWN_PAIRS pairs have a known outcome.
+    """
+    known = np.asarray(segments.outcome_known(pairs["outcome"]))
+    if known.sum() < MIN_KNOWN_PAIRS:
+        raise DataError(f"only {int(known.sum())} LLM pairs have an outcome the train data decides "
+                        f"(a train positive against an item the user never had); the gate needs at least "
+                        f"{MIN_KNOWN_PAIRS}: score lists with train positives (--positives_per_list >= 1)")
+    signals = gate_signals(_select(pairs, known)).numpy().astype(np.float64)
+    agrees = np.asarray(segments.llm_agrees(pairs["outcome"]))[known].astype(np.float64)
+    users = np.asarray(pairs["user_id"])[known]
+    center, scale = signals.mean(0), signals.std(0)
+    scale[scale == 0] = 1.0
+    design = np.c_[np.ones(len(signals)), (signals - center) / scale]
+    coefficients, covariance = _logistic_with_clustered_covariance(design, agrees, users)
+
+    gate = ReliabilityGate(len(SIGNALS), name="gate")
+    gate.build((None, len(SIGNALS)))
+    gate.set_weights([center.astype(np.float32), scale.astype(np.float32), coefficients.astype(np.float32),
+                      covariance.astype(np.float32)])
+    alpha = 1.0 / (1.0 + np.exp(-design @ coefficients))
+    names = ("intercept", *SIGNALS)
+    errors = np.sqrt(np.maximum(np.diag(covariance), 0.0))
+    return gate, GateFit(known_pairs=int(known.sum()), users=int(np.unique(users).size),
+                         agreement_rate=float(agrees.mean()),
+                         auc=auc(agrees, alpha) if 0 < agrees.sum() < len(agrees) else None,
+                         coefficients=dict(zip(names, map(float, coefficients))),
+                         standard_errors=dict(zip(names, map(float, errors))))
+
+
+def _logistic_with_clustered_covariance(design: np.ndarray, y: np.ndarray, clusters: np.ndarray,
+                                        iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic coefficients (IRLS, a tiny ridge) and their cluster-robust (sandwich) covariance."""
+    beta = np.zeros(design.shape[1])
+    ridge = _RIDGE * len(y) * np.eye(design.shape[1])  # also bounds the intercept when every pair agrees
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-design @ beta))
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + ridge
+        step = np.linalg.solve(hessian, design.T @ (y - p) - ridge @ beta)
+        beta += step
+        if np.abs(step).max() < 1e-8:
+            break
+    p = 1.0 / (1.0 + np.exp(-design @ beta))
+    hessian = (design * (p * (1 - p))[:, None]).T @ design + ridge
+    _, group = np.unique(clusters, return_inverse=True)
+    scores = np.zeros((group.max() + 1, design.shape[1]))
+    np.add.at(scores, group, design * (y - p)[:, None])
+    bread = np.linalg.inv(hessian)
+    return beta, bread @ (scores.T @ scores) @ bread
+
+
+def _select(pairs: Mapping, mask: np.ndarray) -> dict:
+    """The pairs' columns (and a/b sides) where mask is True."""
+    out = {name: np.asarray(values)[mask] for name, values in pairs.items() if not isinstance(values, Mapping)}
+    out.update({side: {n: np.asarray(v)[mask] for n, v in pairs[side].items()} for side in ("a", "b")})
+    return out

@@ -4,18 +4,17 @@ Per batch (see join.py for how pairs arrive):
 
     BCE     binary cross-entropy of the backbone on the batch's interactions
     L_pair  for each joined pair (u, a > b): the backbone scores (u, a) and (u, b)
-            by swapping the item-side features into the example's user-side
-            features, and pays softplus(-(s_a - s_b)) (times the LLM confidence
+            from the user's features with each item's, and pays
+            softplus(-(s_a - s_b)) (times the LLM confidence
             with confidence_weighting); kd_pointwise pays
             BCE(sigmoid(s), p_teacher) on both items instead
     w       each pair's weight: 1 (kd), the cold-start / long-tail rule
-            (heuristic) or stop_gradient(alpha) of the gate (sllmr)
-    L_gate  BCE of the gate against "the LLM order agrees with the observed
-            outcome", on pairs whose outcome is known
+            (heuristic) or max(0, 2 alpha_low - 1) with alpha_low the fitted, frozen
+            gate's 95% lower bound of alpha (sllmr)
 
-    L = BCE + llm_loss_weight * sum(w * L_pair) / pairs + gate_loss_weight * L_gate
+    L = BCE + llm_loss_weight * sum(w * L_pair) / pairs
 
-The batch and both swapped copies go through the backbone in one call. `base`
+The batch and both item copies of the pairs go through the backbone in one call. `base`
 never reads the pairs, so a base run is the same with or without them.
 """
 from __future__ import annotations
@@ -26,7 +25,7 @@ import tensorflow as tf
 
 from sllmr_tf import features, segments
 from sllmr_tf.training import methods as methods_lib
-from sllmr_tf.training.gate import ReliabilityGate, gate_signals
+from sllmr_tf.training.gate import ReliabilityGate, gate_signals, weight_from_alpha
 from sllmr_tf.training.join import PAIRS_KEY
 
 _MODEL_FEATURES = tuple(f.name for f in features.model_features())
@@ -40,7 +39,6 @@ class LossTerms:
     total: tf.Tensor
     bce: tf.Tensor
     llm: tf.Tensor  # sum(w * L_pair) / pairs, before llm_loss_weight
-    gate: tf.Tensor
     logits: tf.Tensor  # (batch,)
     weight: tf.Tensor | None = None  # (pairs,) w: the weight the pairwise loss applies to each pair
     alpha: tf.Tensor | None = None  # (pairs,) the gate's P(the LLM's order is right); methods with a gate
@@ -49,17 +47,21 @@ class LossTerms:
 
 
 class TrainingModel(tf.keras.Model):
-    """Wraps a backbone (feature dict -> (batch, 1) logit) with a method's loss."""
+    """Wraps a backbone (feature dict -> (batch, 1) logit) with a method's loss.
+
+    A method with a gate needs the fitted gate (`gate.fit_gate`); it stays frozen.
+    """
 
     def __init__(self, backbone: tf.keras.Model, method: methods_lib.Method, llm_loss_weight: float = 0.1,
-                 gate_loss_weight: float = 1.0, confidence_weighting: bool = False, **kwargs):
+                 confidence_weighting: bool = False, gate: ReliabilityGate | None = None, **kwargs):
         super().__init__(**kwargs)
+        if method.has_gate != (gate is not None):
+            raise ValueError(f"method {method.name!r} {'needs' if method.has_gate else 'takes no'} fitted gate")
         self.backbone = backbone
         self.method = method
         self.llm_loss_weight = float(llm_loss_weight)
-        self.gate_loss_weight = float(gate_loss_weight)
         self.confidence_weighting = bool(confidence_weighting)
-        self.gate = ReliabilityGate(name="gate") if method.has_gate else None
+        self.gate = gate
         self._train_metrics = _TrainMetrics(method)
         self._eval_metrics = _EvalMetrics()
 
@@ -71,14 +73,13 @@ class TrainingModel(tf.keras.Model):
         if not self.method.uses_pairs:
             logits = self(x, training=training)[:, 0]
             bce = _mean_bce(y, logits)
-            zero = tf.constant(0.0)
-            return LossTerms(total=bce + self._regularization(), bce=bce, llm=zero, gate=zero, logits=logits)
+            return LossTerms(total=bce + self._regularization(), bce=bce, llm=tf.constant(0.0), logits=logits)
 
         pairs = x[PAIRS_KEY]
         logits, score_a, score_b = self._score_with_pairs(x, pairs, training)
         bce = _mean_bce(y, logits)
         num_pairs = tf.cast(tf.size(score_a), tf.float32)
-        weight, alpha, gate_inputs, gate_logit, gate_loss = self._pair_weights(pairs, score_a, score_b)
+        weight, alpha, gate_inputs, gate_logit = self._pair_weights(pairs, score_a)
         if self.method.llm_loss == methods_lib.POINTWISE:
             per_pair = 0.5 * (_bce(pairs["teacher_a"], score_a) + _bce(pairs["teacher_b"], score_b))
         else:
@@ -86,41 +87,35 @@ class TrainingModel(tf.keras.Model):
             if self.confidence_weighting:
                 per_pair *= pairs["confidence"]
         llm = tf.math.divide_no_nan(tf.reduce_sum(weight * per_pair), num_pairs)
-        total = bce + self.llm_loss_weight * llm + self.gate_loss_weight * gate_loss + self._regularization()
-        return LossTerms(total=total, bce=bce, llm=llm, gate=gate_loss, logits=logits, weight=weight,
+        total = bce + self.llm_loss_weight * llm + self._regularization()
+        return LossTerms(total=total, bce=bce, llm=llm, logits=logits, weight=weight,
                          alpha=alpha, gate_logit=gate_logit, gate_inputs=gate_inputs)
 
     def _score_with_pairs(self, x: dict, pairs: dict, training: bool):
-        """Logits of the batch, of (u, a) and of (u, b), from one backbone call."""
-        rows = pairs["row"]
+        """Logits of the batch, of (u, a) and of (u, b), from one backbone call: each pair's
+        user-side features with item a's, then with item b's."""
 
-        def swapped(side: str) -> dict:
-            return {name: pairs[side][name] if name in _ITEM_SIDE else tf.gather(x[name], rows)
+        def scored(side: str) -> dict:
+            return {name: pairs[side][name] if name in _ITEM_SIDE else pairs["user"][name]
                     for name in _MODEL_FEATURES}
 
-        a, b = swapped("a"), swapped("b")
+        a, b = scored("a"), scored("b")
         stacked = {name: tf.concat([x[name], a[name], b[name]], axis=0) for name in _MODEL_FEATURES}
         logits = self.backbone(stacked, training=training)[:, 0]
-        n, p = tf.shape(x["user_id"])[0], tf.shape(rows)[0]
+        n, p = tf.shape(x["user_id"])[0], tf.shape(pairs["user_id"])[0]
         return logits[:n], logits[n:n + p], logits[n + p:]
 
-    def _pair_weights(self, pairs: dict, score_a: tf.Tensor, score_b: tf.Tensor):
-        """(w, alpha, gate signals, gate logit, L_gate) for the method; without a gate the
-        last four are None, None, None, 0."""
-        zero = tf.constant(0.0)
+    def _pair_weights(self, pairs: dict, score_a: tf.Tensor):
+        """(w, alpha, gate signals, gate logit) for the method; without a gate the last three are None."""
         if self.method.weighting == methods_lib.WEIGHT_ONE:
-            return tf.ones_like(score_a), None, None, None, zero
+            return tf.ones_like(score_a), None, None, None
         if self.method.weighting == methods_lib.WEIGHT_HEURISTIC:
             cold_or_tail = segments.cold_or_longtail(pairs["is_cold_user"], pairs["a"]["is_longtail_item"],
                                                      pairs["b"]["is_longtail_item"])
-            return tf.cast(cold_or_tail, tf.float32), None, None, None, zero
-        signals = gate_signals(pairs, score_a, score_b)
-        gate_logit = self.gate(signals)
-        known, agrees = _known_and_agrees(pairs)
-        gate_loss = tf.math.divide_no_nan(tf.reduce_sum(known * _bce(agrees, gate_logit)),
-                                          tf.reduce_sum(known))
-        alpha = tf.stop_gradient(tf.sigmoid(gate_logit))
-        return alpha, alpha, signals, gate_logit, gate_loss
+            return tf.cast(cold_or_tail, tf.float32), None, None, None
+        signals = gate_signals(pairs)
+        gate_logit, lower_logit = self.gate(signals)
+        return weight_from_alpha(tf.sigmoid(lower_logit)), tf.sigmoid(gate_logit), signals, gate_logit
 
     def _regularization(self) -> tf.Tensor:
         return tf.add_n(self.backbone.losses) if self.backbone.losses else tf.constant(0.0)
@@ -131,8 +126,8 @@ class TrainingModel(tf.keras.Model):
             terms = self.loss_terms(x, y, training=True)
         variables = self.trainable_variables
         gradients = tape.gradient(terms.total, variables)
-        # Every variable of the backbone and the gate is used by the loss: a None here is a bug
-        # (a layer cut off from the loss), not something to skip silently.
+        # Every trainable variable (the backbone's: the gate is frozen) is used by the loss: a None
+        # here is a bug (a layer cut off from the loss), not something to skip silently.
         missing = [v.name for g, v in zip(gradients, variables) if g is None]
         if missing:
             raise RuntimeError(f"no gradient reaches {missing} under method {self.method.name!r}")
@@ -160,7 +155,7 @@ class _TrainMetrics:
             names += ["llm_loss", "pairs_per_batch", *(_weight_metric(name) for name in segments.PAIR_SEGMENTS),
                       "llm_agreement"]
         if method.has_gate:
-            names += ["alpha", "gate_loss"]
+            names += ["alpha"]
         self.means = {name: tf.keras.metrics.Mean(name=name) for name in names}
         self.gate_auc = tf.keras.metrics.AUC(name="gate_auc") if method.has_gate else None
 
@@ -174,7 +169,7 @@ class _TrainMetrics:
         m["bce"].update_state(terms.bce)
         if self.method.uses_pairs:
             m["llm_loss"].update_state(terms.llm)
-            m["pairs_per_batch"].update_state(tf.cast(tf.size(pairs["row"]), tf.float32))
+            m["pairs_per_batch"].update_state(tf.cast(tf.size(pairs["user_id"]), tf.float32))
             masks = segments.pair_segments(pairs["is_cold_user"], pairs["a"]["is_longtail_item"],
                                            pairs["b"]["is_longtail_item"])
             for name, mask in masks.items():
@@ -183,7 +178,6 @@ class _TrainMetrics:
             m["llm_agreement"].update_state(agrees, sample_weight=known)
             if self.gate_auc is not None:
                 m["alpha"].update_state(terms.alpha)
-                m["gate_loss"].update_state(terms.gate)
                 self.gate_auc.update_state(agrees, terms.alpha, sample_weight=known)
         return {metric.name: metric.result() for metric in self.all}
 

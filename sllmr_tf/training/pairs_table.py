@@ -1,17 +1,19 @@
-"""The LLM pairs in memory, grouped by user, with everything the step needs per pair.
+"""The LLM pairs in memory, with everything the training step needs per pair.
 
 The interactions stream from disk; the pairs do not: they are far fewer (a few
-per candidate list), and the join must find "the pairs of this user" for every
-example of every batch, which a CSR index (pairs sorted by user + offsets) makes
-one gather. Each pair row carries, besides the scorer's columns
+per candidate list), and the join draws a batch's pairs from all of them at
+random (join.py). Each pair row carries, besides the scorer's columns
 (features.PAIR_FEATURES):
 
-    a / b            the item-side features of item a and item b (item_id,
-                     item_category, item_brand, item_pop, is_longtail_item), so the
-                     step can score the user on either item by swapping them in
+    a / b                 the item-side features of item a and item b (item_id, item_category,
+                          item_brand, item_pop, is_longtail_item), to score the user on either
     user_train_positives  all of the user's train positives (a gate signal)
-    is_cold_user     the user's segment tag
-    teacher_a / _b   the pointwise teacher probability of each item (kd_pointwise)
+    is_cold_user          the user's segment tag
+    teacher_a / _b        the pointwise teacher probability of each item (kd_pointwise)
+
+and the table holds, per user index, the user-side model features as they stand
+at the end of train (`user_features`): the history every valid and test row of
+the user has, so a pair is scored the way the user will be evaluated.
 
 Memory: about 150 bytes per pair, held as tf constants by the join, which suits
 pair sets up to ~10M pairs.
@@ -33,24 +35,30 @@ SIDES = ("a", "b")
 
 @dataclasses.dataclass
 class PairsTable:
-    """Pairs sorted by user; user u's pairs are rows offsets[u]:offsets[u + 1]."""
+    """Pairs sorted by user, their items' features, and every user's user-side features."""
 
     columns: dict[str, np.ndarray]  # one row per pair (scorer columns + derived ones)
     sides: dict[str, dict[str, np.ndarray]]  # "a"/"b" -> item-side feature -> per pair
-    offsets: np.ndarray  # (num_users + 2,) int64, num_users + 1 = user vocabulary size
+    users: dict[str, np.ndarray]  # user-side model feature -> per user index (row 0: padding)
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return len(self.columns["user_id"])
 
     @property
     def counts(self) -> np.ndarray:
         """Pairs per user index (index 0, the padding user, has none)."""
-        return np.diff(self.offsets)
+        return np.bincount(self.columns["user_id"], minlength=len(self.users["user_id"]))
 
 
 def load_pairs_table(pairs_dir: str, data: DatasetDir, keep_augmented: bool = True) -> PairsTable:
-    """Read the scorer's pairs for the dataset `data`; checks they belong to it."""
+    """Read the scorer's pairs for the dataset `data`; checks they belong to it.
+
+    Raises:
+        ArtifactError: no pairs, or pairs that do not fit the dataset's vocabularies.
+    """
     raw = pairs_dir_lib.read_pairs(pairs_dir)
+    if not len(raw["user_id"]):
+        raise ArtifactError(f"{pairs_dir}: the pair shards hold no pairs; score again (sllmr-score)")
     return build_pairs_table(raw, data, keep_augmented=keep_augmented, origin=pairs_dir)
 
 
@@ -70,11 +78,24 @@ def build_pairs_table(raw: Mapping[str, np.ndarray], data: DatasetDir, keep_augm
     columns["is_cold_user"] = user_signals["is_cold_user"][user]
     columns["teacher_a"], columns["teacher_b"] = teacher_probabilities(
         user, columns["item_a"], columns["item_b"], columns["confidence"], num_items)
-
     sides = {side: _item_side(columns[f"item_{side}"], items) for side in SIDES}
-    offsets = np.zeros(num_users + 2, np.int64)
-    offsets[1:] = np.cumsum(np.bincount(user, minlength=num_users + 1))
-    return PairsTable(columns=columns, sides=sides, offsets=offsets)
+    return PairsTable(columns=columns, sides=sides, users=user_features(data))
+
+
+def user_features(data: DatasetDir) -> dict[str, np.ndarray]:
+    """The user-side model features of every user index at the end of train (row 0: padding):
+    the user id, the last HISTORY_LENGTH train positives most recent first, their categories."""
+    rows = data.users()
+    category = data.item_lookup()["item_category"]
+    history = np.zeros((len(rows) + 1, features.HISTORY_LENGTH), np.int64)
+    for row in rows:
+        recent = row["train_items"][::-1][:features.HISTORY_LENGTH]  # train_items are in time order
+        history[row["index"], :len(recent)] = recent
+    out = {"user_id": np.arange(len(rows) + 1, dtype=np.int64), "hist_item_ids": history,
+           "hist_item_categories": category[history] * (history > 0)}
+    expected = {f.name for f in features.model_features() if not f.item_side}
+    assert set(out) == expected, f"user-side model features changed: {sorted(expected)}"
+    return out
 
 
 def teacher_probabilities(users: np.ndarray, a: np.ndarray, b: np.ndarray, confidence: np.ndarray,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from sllmr_tf import features, fileio
+from sllmr_tf import features, fileio, segments
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.errors import ArtifactError
 from sllmr_tf.training import artifacts
@@ -24,6 +24,7 @@ def predict_split(backbone: tf.keras.Model, data_dir: str, split: str, batch_siz
 
     keep = {"users": "user_id", "items": "item_id", "is_cold_user": "is_cold_user",
             "is_longtail_item": "is_longtail_item", "item_pop": "item_pop"}
+    heavy = segments.heavy_users(DatasetDir(data_dir).user_lookup()["train_positives"])
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("labels", "probs", *keep)}
     for x, y in interaction_batches(data_dir, split, batch_size):
         parts["labels"].append(y.numpy())
@@ -35,7 +36,7 @@ def predict_split(backbone: tf.keras.Model, data_dir: str, split: str, batch_siz
     out = {k: np.concatenate(v) for k, v in parts.items()}
     out["is_cold_user"] = out["is_cold_user"] > 0
     out["is_longtail_item"] = out["is_longtail_item"] > 0
-    return Predictions(**out)
+    return Predictions(**out, is_heavy_user=heavy[out["users"]])
 
 
 def evaluate_split(backbone: tf.keras.Model, data_dir: str, split: str, batch_size: int,

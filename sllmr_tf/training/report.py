@@ -36,8 +36,13 @@ def gate_summary(gate: dict) -> str:
         return ", ".join(f"{k} {v:.3f}" for k, v in values.items() if v is not None)
 
     known = gate["agreement_auc"]
-    line = (f"gate over {gate['pairs']:,} pairs: mean weight {means(gate['weight_mean'])}; mean alpha "
+    fit = gate.get("fit")
+    fitted = f" fitted on {fit['known_pairs']:,} known-outcome pairs of {fit['users']:,} users," if fit else ""
+    line = (f"gate:{fitted} over {gate['pairs']:,} pairs: mean weight {means(gate['weight_mean'])}; mean alpha "
             f"{means(gate['alpha_mean'])}; AUC of alpha for the LLM's agreement with train outcomes "
             + (f"{known['auc']:.3f} (n={known['n']:,})" if known["auc"] is not None else "n/a"))
-    rho = gate["spearman_true_correct_prob"]
-    return line + (f"; Spearman(weight, true correctness) {rho:.3f}" if rho is not None else "")
+    for name, label in (("spearman_true_correct_prob", "true correctness"),
+                        ("spearman_true_informed_prob", "informed correctness")):
+        if gate.get(name) is not None:
+            line += f"; Spearman(weight, {label}) {gate[name]:.3f}"
+    return line

@@ -20,6 +20,7 @@ from sllmr_tf.errors import ArtifactError
 from sllmr_tf.models.build import build_backbone
 from sllmr_tf.training import artifacts, callbacks as callbacks_lib, methods as methods_lib
 from sllmr_tf.training.config import TrainConfig
+from sllmr_tf.training.gate import fit_gate
 from sllmr_tf.training.gate_report import gate_report
 from sllmr_tf.training.inputs import interaction_batches, training_batches
 from sllmr_tf.training.model import TrainingModel
@@ -57,11 +58,12 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     if config.pairs_dir and not method.uses_pairs:
         log(f"method {config.method!r} ignores --pairs_dir")
 
+    gate, gate_fit = fit_gate({**table.columns, **table.sides}) if method.has_gate else (None, None)
     tf.keras.utils.set_random_seed(config.seed)
     vocab_sizes = features.vocab_sizes(data.stats)
     backbone = build_backbone(config.backbone, vocab_sizes, config.backbone_config())
     model = TrainingModel(backbone, method, llm_loss_weight=config.llm_loss_weight,
-                          gate_loss_weight=config.gate_loss_weight, confidence_weighting=config.confidence_weighting)
+                          confidence_weighting=config.confidence_weighting, gate=gate)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     train_batches = training_batches(config.data_dir, config.batch_size, config.seed, table,
                                      config.pairs_per_example, config.shuffle_buffer)
@@ -99,7 +101,7 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
         metrics[split] = evaluate_split(backbone, config.data_dir, split, config.eval_batch_size,
                                         config.num_bootstrap, config.seed)
     if method.has_gate:
-        metrics["gate"] = gate_report(model, config.data_dir, table)
+        metrics["gate"] = {**gate_report(model, table), "fit": gate_fit.to_json()}
     fileio.write_json(artifacts.path(config.model_dir, artifacts.METRICS), metrics)
     log(metrics_summary(metrics))
     return metrics

@@ -202,7 +202,7 @@ def test_versions_count_up_from_the_highest_number_and_are_never_replaced(tmp_pa
         versions.publish(base, 9, write_marker)
 
 
-def test_a_failed_export_leaves_no_version_and_no_staging_folder(trained, tmp_path, monkeypatch):
+def test_a_failed_export_leaves_no_version_and_no_staging_folder_and_the_next_takes_the_next_number(trained, tmp_path, monkeypatch):
     base = str(tmp_path / "model")
     versions.publish(base, 1, write_marker)
 
@@ -213,6 +213,8 @@ def test_a_failed_export_leaves_no_version_and_no_staging_folder(trained, tmp_pa
     with pytest.raises(RuntimeError, match="disk full"):
         export(trained("dnn"), base)
     assert os.listdir(base) == ["1"]
+    monkeypatch.undo()
+    assert export(trained("dnn"), base) == os.path.join(base, "2")
 
 
 def test_what_is_not_a_finished_run_or_a_bad_setting_is_refused(trained, world, tmp_path):

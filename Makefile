@@ -54,6 +54,8 @@ bench: $(STAMP)
 	$(BIN)/python -m sllmr_tf.bench.score_llama --data_dir=$(WORK)/ml100k
 	$(BIN)/python -m sllmr_tf.bench.train_throughput --data_dir=$(WORK)/ml100k --pairs_dir=$(WORK)/ml100k_pairs
 	$(BIN)/python -m sllmr_tf.bench.backbones_vs_deepctr --data_dir=$(WORK)/ml100k
+	$(BIN)/python -m sllmr_tf.bench.serving --data_dir=$(WORK)/ml100k --pairs_dir=$(WORK)/ml100k_pairs \
+		--work_dir=$(WORK)/bench_serving
 
 clean:
 	rm -rf $(VENV) $(WORK) *.egg-info

@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "scipy>=1.14,<2",
     "matplotlib==3.11.2",
     "importlib_resources>=6",  # tensorflow-datasets imports it; etils no longer pulls it in
+    "tensorflow-serving-api==2.21.0",  # the PredictionLog protos of the export's warmup requests
 ]
 
 setup(
@@ -41,6 +42,7 @@ setup(
             "sllmr-train=sllmr_tf.bins.train:run",
             "sllmr-eval=sllmr_tf.bins.eval:run",
             "sllmr-experiment=sllmr_tf.bins.experiment:run",
+            "sllmr-export=sllmr_tf.bins.export:run",
         ],
     },
 )

@@ -72,7 +72,7 @@ SOURCE_AUGMENTED = 1
 OUTCOME_UNKNOWN = -1
 
 PAIR_FEATURES: tuple[Feature, ...] = (
-    Feature("user_id", "int64", Role.SIDE, vocabulary="user"),
+    Feature("user_id", "int64", Role.SIDE, vocabulary="user", doc="the user whose candidate list the LLM ranked"),
     Feature("item_a", "int64", Role.SIDE, vocabulary="item", doc="the item the LLM ranks higher"),
     Feature("item_b", "int64", Role.SIDE, vocabulary="item", doc="the item the LLM ranks lower"),
     Feature("confidence", "float32", Role.SIDE, doc="LLM confidence in (0.5, 1] that a > b"),
@@ -169,11 +169,19 @@ def serialize(example) -> bytes:
     return example.SerializeToString(deterministic=True)
 
 
-def parse_spec(features: Iterable[Feature] = FEATURES) -> dict:
-    """The tf.io.parse_example spec for `features`."""
+def parse_spec(features: Iterable[Feature] = FEATURES, defaults: bool = False) -> dict:
+    """The tf.io.parse_example spec for `features`.
+
+    Args:
+        features: the features to parse.
+        defaults: an example missing a feature reads as the feature's default (the serving
+            signature, where callers send what they know); without it a missing feature is an
+            error (prepared data carries every feature).
+    """
     import tensorflow as tf
 
     return {
-        f.name: tf.io.FixedLenFeature(f.shape, tf.dtypes.as_dtype(f.dtype), default_value=None)
+        f.name: tf.io.FixedLenFeature(f.shape, tf.dtypes.as_dtype(f.dtype),
+                                      default_value=np.full(f.shape, f.default, f.numpy_dtype) if defaults else None)
         for f in features
     }

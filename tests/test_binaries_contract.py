@@ -14,6 +14,7 @@ import pytest
 from sllmr_tf import options
 from sllmr_tf.data.config import PrepareConfig
 from sllmr_tf.experiments.config import PER_RUN, ExperimentConfig
+from sllmr_tf.export.config import ExportConfig
 from sllmr_tf.scoring.config import OpenAIConfig, ScoreConfig
 from sllmr_tf.training.config import EvalConfig, TrainConfig
 
@@ -25,6 +26,7 @@ BINARIES = {
     "train": [(TrainConfig, ())],
     "eval": [(EvalConfig, ())],
     "experiment": [(ExperimentConfig, ()), (TrainConfig, PER_RUN)],
+    "export": [(ExportConfig, ())],
 }
 
 

@@ -12,7 +12,8 @@
 
 `load_backbone(model_dir)` rebuilds the backbone from backbone.json with the
 registry and loads its weights: all the export stage needs, since the served
-graph is the backbone alone (no gate, no pairs).
+graph is the backbone alone (no gate, no pairs). A run is finished exactly when
+metrics.json exists (`finished_run`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from typing import Mapping
 
 import tensorflow as tf
 
-from sllmr_tf import fileio
+from sllmr_tf import features, fileio
+from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.errors import ArtifactError
 from sllmr_tf.models.build import build_backbone
 from sllmr_tf.models.config import BackboneConfig
@@ -65,3 +67,27 @@ def load_backbone(model_dir: str) -> tf.keras.Model:
     backbone = build_backbone(spec["name"], spec["vocab_sizes"], backbone_config_from_json(spec["config"]))
     backbone.load_weights(path(model_dir, BACKBONE_WEIGHTS)).assert_existing_objects_matched()
     return backbone
+
+
+def finished_run(model_dir: str) -> tuple[dict, dict]:
+    """(train_config.json, metrics.json) of a finished run.
+
+    Raises:
+        ArtifactError: model_dir is not a sllmr-train run, or the run has not finished.
+    """
+    train_config = fileio.read_json(path(model_dir, TRAIN_CONFIG))
+    if train_config is None:
+        raise ArtifactError(f"{model_dir}: not a sllmr-train run (no {TRAIN_CONFIG})")
+    metrics = fileio.read_json(path(model_dir, METRICS))
+    if metrics is None:
+        raise ArtifactError(f"{model_dir}: the run has not finished (no {METRICS}); "
+                            "run sllmr-train to completion first")
+    return train_config, metrics
+
+
+def check_vocabularies(model_dir: str, data: DatasetDir) -> None:
+    """Raises ArtifactError if `data`'s vocabularies differ from those the run was trained with."""
+    trained_on = (fileio.read_json(path(model_dir, BACKBONE_JSON)) or {}).get("vocab_sizes")
+    if trained_on is not None and trained_on != features.vocab_sizes(data.stats):
+        raise ArtifactError(f"{data.path}: vocabulary sizes {features.vocab_sizes(data.stats)} differ from "
+                            f"the ones {model_dir} was trained with {trained_on}")

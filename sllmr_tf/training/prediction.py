@@ -61,12 +61,7 @@ def evaluate_run(config: EvalConfig) -> dict:
         ArtifactError: the run is not finished, or the dataset's vocabularies differ from the
             ones the run was trained with.
     """
-    data = DatasetDir(config.data_dir)
-    backbone_json = fileio.read_json(artifacts.path(config.model_dir, artifacts.BACKBONE_JSON)) or {}
-    trained_on = backbone_json.get("vocab_sizes")
-    if trained_on is not None and trained_on != features.vocab_sizes(data.stats):
-        raise ArtifactError(f"{config.data_dir}: vocabulary sizes {features.vocab_sizes(data.stats)} differ from "
-                            f"the ones {config.model_dir} was trained with {trained_on}")
+    artifacts.check_vocabularies(config.model_dir, DatasetDir(config.data_dir))
     backbone = artifacts.load_backbone(config.model_dir)
     block = evaluate_split(backbone, config.data_dir, config.split, config.batch_size, config.num_bootstrap,
                            config.seed)

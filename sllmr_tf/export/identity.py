@@ -1,0 +1,26 @@
+"""assets.extra/sllmr_run.json: which run an export serves, readable next to the model.
+
+One function builds it, so later additions (a lineage fingerprint) have one home.
+"""
+from __future__ import annotations
+
+import sllmr_tf
+from sllmr_tf import fileio
+from sllmr_tf.training import artifacts
+
+RUN_FILE = "sllmr_run.json"
+
+
+def run_identity(model_dir: str) -> dict:
+    """The run's backbone, method, seed, dataset, pairs and whole train config.
+
+    Raises:
+        ArtifactError: model_dir is not a finished run.
+    """
+    train_config, metrics = artifacts.finished_run(model_dir)
+    return {
+        "backbone": metrics["backbone"], "method": metrics["method"], "seed": metrics["seed"],
+        "data_dir": metrics["data_dir"], "pairs_dir": metrics["pairs_dir"],
+        "model_dir": fileio.absolute(model_dir), "train_config": train_config,
+        "sllmr_tf_version": sllmr_tf.__version__,
+    }

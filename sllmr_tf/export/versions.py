@@ -1,0 +1,63 @@
+"""TF Serving's model base path: one folder per version, named by its number.
+
+TF Serving reads every child whose name is a number as that version ("7" and
+"0007" are both version 7) and ignores other names. So an export is written to a
+temporary sibling, whose name is not a number, and renamed to its version only
+when complete: a half-written export is never a version. Renames are atomic on
+local disks and HDFS; on object stores (gs://, s3://) a rename is a copy, so
+there export to a local or HDFS base path and copy finished versions over.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from sllmr_tf import fileio
+from sllmr_tf.errors import ArtifactError
+
+
+def versions(export_base: str) -> dict[int, str]:
+    """{version number: folder name} of the versions under `export_base` (none if it does not exist)."""
+    if not fileio.isdir(export_base):
+        return {}
+    return {int(name): name for name in fileio.listdir(export_base)
+            if name.isdigit() and fileio.isdir(fileio.join(export_base, name))}
+
+
+def next_version(export_base: str) -> int:
+    """One above the highest version present; 1 for an empty base path."""
+    return max(versions(export_base), default=0) + 1
+
+
+def publish(export_base: str, version: int, write: Callable[[str], None]) -> str:
+    """Run `write(folder)` on a fresh temporary folder, then rename it to the version.
+
+    Args:
+        export_base: the base path (created if needed).
+        version: the version number; an existing version is never replaced.
+        write: fills the folder it is given; if it raises, the folder is removed and the
+            base path is as it was.
+
+    Returns:
+        The version folder's path.
+
+    Raises:
+        ArtifactError: the version exists.
+    """
+    target = fileio.join(export_base, str(version))
+    _refuse_existing(export_base, version)
+    fileio.makedirs(export_base)
+    staging = fileio.temporary_sibling(target)
+    try:
+        write(staging)
+        _refuse_existing(export_base, version)  # another export may have taken it meanwhile
+        fileio.rename(staging, target)
+    finally:
+        fileio.rmtree(staging)  # gone already once renamed
+    return target
+
+
+def _refuse_existing(export_base: str, version: int) -> None:
+    existing = versions(export_base).get(version)
+    if existing is not None:
+        raise ArtifactError(f"{fileio.join(export_base, existing)}: version {version} exists and a served "
+                            "version is never replaced; pass another --version or leave it out")

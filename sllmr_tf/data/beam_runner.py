@@ -70,7 +70,7 @@ def pipeline_options(config: RunnerConfig) -> PipelineOptions:
         raise ConfigError(f"unknown Beam pipeline option(s) {', '.join('--' + u for u in unknown)}")
     own = [name for name in _OWN_OPTIONS if any(a.lstrip("-").split("=")[0] == name for a in config.pipeline_args)]
     if own:
-        raise ConfigError(f"set {', '.join('--' + o for o in own)} as sllmr-prepare flags, not after --")
+        raise ConfigError(f"{', '.join('--' + o for o in own)}: a flag of ours; give it before --, not after")
     extra = {"pipeline_type_check": False}  # our transforms carry no type hints to check
     if config.runner == "local":
         extra.update(direct_num_workers=config.direct_num_workers,

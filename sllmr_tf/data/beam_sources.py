@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 
 import apache_beam as beam
 
-from sllmr_tf import fileio
+from sllmr_tf import errors, fileio
 from sllmr_tf.data.records import BadRecordPolicy, ItemInfo, RawSource
 from sllmr_tf.errors import BadRecordError
 
@@ -110,3 +110,38 @@ class FirstItemRows(beam.PTransform):
         return (rows
                 | "First" >> beam.CombinePerKey(min)
                 | "Info" >> beam.MapTuple(lambda item, first: (item, ItemInfo(*first[1]))))
+
+
+class FirstFailure(beam.PTransform):
+    """[the (key, UserError) with the smallest key], or [] when there is none."""
+
+    def expand(self, failures):
+        return failures | beam.combiners.Top.Smallest(1, key=lambda keyed: keyed[0])
+
+
+class WriteFirstFailure(beam.PTransform):
+    """Writes the first of the (key, UserError) failures to `path`, for `raise_failure`."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def expand(self, failures):
+        return failures | "First" >> FirstFailure() | "Write" >> beam.Map(_write_failure, self.path)
+
+
+def _write_failure(first: list, path: str) -> None:
+    if first:
+        error_type, args = first[0][1].__reduce__()[:2]
+        fileio.write_json(path, {"type": error_type.__name__, "args": list(args)})
+
+
+def raise_failure(path: str) -> None:
+    """Raise the error `WriteFirstFailure` wrote to `path`, if it wrote one, in the driver.
+
+    Raises:
+        UserError: the first error the pipeline met, as the workers raised it.
+    """
+    failure = fileio.read_json(path)
+    if failure is not None:
+        raise getattr(errors, failure["type"])(*failure["args"])

@@ -46,7 +46,7 @@ def prepare(config: PrepareConfig, source: RawSource, data_dir: str, overwrite: 
             dataset of another config without `overwrite`.
     """
     config.validate()
-    runner.validate()
+    beam_runner.pipeline_options(runner)  # refuses bad runner options before any work
     existing = fileio.read_json(fileio.join(data_dir, dataset_dir.STATS_FILE))
     if existing is not None:
         if existing.get("config_fingerprint") == config.fingerprint():

@@ -25,9 +25,9 @@ from typing import Callable, Iterable, Iterator
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.pvalue import AsSingleton, TaggedOutput
+from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
-from sllmr_tf import errors, features, fileio, segments, shards
+from sllmr_tf import features, fileio, segments, shards
 from sllmr_tf.data import beam_sources, dataset_dir, split as split_lib
 from sllmr_tf.data import user_examples as user_lib
 from sllmr_tf.data.config import PrepareConfig
@@ -36,7 +36,7 @@ from sllmr_tf.errors import DataError
 
 SUMMARY_FILE = "summary.json"
 FAILURE_FILE = "failure.json"
-KCORE_MAX_ROUNDS = 30
+KCORE_MAX_ROUNDS = 20
 EXAMPLES_STAGE, KCORE_STAGE = 2, 3  # after beam_sources' reading stages
 _USERS = "users"
 SEGMENT_COUNTS = ("examples", "positives", "cold_start_user_examples", "cold_start_user_positives",
@@ -60,7 +60,7 @@ def build(pipeline: beam.Pipeline, config: PrepareConfig, source: RawSource, out
     reads = pipeline | "ReadInteractions" >> beam_sources.ReadInteractions(source, config.on_bad_record, log)
     item_reads = pipeline | "ReadItems" >> beam_sources.ReadItems(source, config.on_bad_record)
     read_failure = ((reads[beam_sources.FAILURE], item_reads[beam_sources.FAILURE])
-                    | "ReadFailures" >> beam.Flatten() | "FirstReadFailure" >> _FirstFailure())
+                    | "ReadFailures" >> beam.Flatten() | "FirstReadFailure" >> beam_sources.FirstFailure())
 
     grouped = (reads.records  # (raw user id, its (item, rating, timestamp, order) records)
                | "KeyByUser" >> beam.MapTuple(lambda order, e: (e[0], (e[1], e[2], e[3], order)))
@@ -109,8 +109,8 @@ def build(pipeline: beam.Pipeline, config: PrepareConfig, source: RawSource, out
               catalogue | "CountItems" >> beam.Map(lambda c: c.counts()))
     _ = (counts | "Counts" >> beam.Flatten() | "SumCounts" >> beam.CombineGlobally(_SumCounts())
          | "WriteSummary" >> beam.Map(lambda summary: fileio.write_json(fileio.join(work_dir, SUMMARY_FILE), summary)))
-    _ = (failures | "Failures" >> beam.Flatten() | "FirstFailure" >> _FirstFailure()
-         | "WriteFailure" >> beam.Map(_write_failure, work_dir))
+    _ = (failures | "Failures" >> beam.Flatten()
+         | "WriteFailure" >> beam_sources.WriteFirstFailure(fileio.join(work_dir, FAILURE_FILE)))
 
 
 def read_summary(work_dir: str) -> dict:
@@ -120,9 +120,7 @@ def read_summary(work_dir: str) -> dict:
     Raises:
         UserError: the first user error the pipeline met (a bad record first, in file order).
     """
-    failure = fileio.read_json(fileio.join(work_dir, FAILURE_FILE))
-    if failure is not None:
-        raise getattr(errors, failure["type"])(*failure["args"])
+    beam_sources.raise_failure(fileio.join(work_dir, FAILURE_FILE))
     summary: dict = {"bad_records_skipped": {}}
     for name, value in fileio.read_json(fileio.join(work_dir, SUMMARY_FILE)).items():
         group, _, key = name.rpartition("/")
@@ -131,13 +129,6 @@ def read_summary(work_dir: str) -> dict:
 
 
 # --- users --------------------------------------------------------------------------------------
-
-
-class _FirstFailure(beam.PTransform):
-    """[the (key, error) with the smallest key], or [] when there is none."""
-
-    def expand(self, failures):
-        return failures | beam.combiners.Top.Smallest(1, key=lambda keyed: keyed[0])
 
 
 class _SortedIds(beam.CombineFn):
@@ -294,8 +285,10 @@ class _KCore(beam.PTransform):
 
     Rounds of per-item counts over the users that still have >= k surviving
     items; an item below k in a round is dropped from then on. The k-core is
-    unique, so the result equals any other pruning order. Outputs the users'
-    surviving events and a failure if the rounds did not settle.
+    unique, so the result equals that of any other pruning order. Beam graphs
+    are fixed before they run, so there are KCORE_MAX_ROUNDS rounds (each a
+    pass over the grouped users and one count); data that has not settled by
+    then is refused. Outputs the surviving users' events and that failure.
     """
 
     def __init__(self, k: int):
@@ -303,36 +296,56 @@ class _KCore(beam.PTransform):
         self.k = k
 
     def expand(self, users):
-        dropped = users.pipeline | "NoneDropped" >> beam.Create([frozenset()])
-        previous = dropped
+        below = [users.pipeline | "NoneBelow" >> beam.Create([frozenset()])]  # per round, the items dropped
         for round_ in range(KCORE_MAX_ROUNDS):
-            below = (users
-                     | f"Items{round_}" >> beam.FlatMap(_kcore_items, self.k, AsSingleton(dropped))
-                     | f"Count{round_}" >> beam.combiners.Count.PerElement()
-                     | f"Below{round_}" >> beam.FlatMapTuple(lambda item, n: [item] if n < self.k else [])
-                     | f"BelowSet{round_}" >> beam.CombineGlobally(_SortedIds()))
-            previous, dropped = dropped, below | f"Dropped{round_}" >> beam.Map(
-                lambda new, old: old | frozenset(new.tolist()), AsSingleton(dropped))
-        kept = users | "Survivors" >> beam.FlatMap(_kcore_events, self.k, AsSingleton(dropped))
-        failure = dropped | "Settled" >> beam.FlatMap(_unsettled, self.k, AsSingleton(previous))
+            dropped = AsList(tuple(below) | f"Dropped{round_}" >> beam.Flatten())
+            below.append(users
+                         | f"Items{round_}" >> beam.FlatMap(_kcore_items, self.k, dropped)
+                         | f"Below{round_}" >> beam.CombineGlobally(_ItemsBelow(self.k)))
+        dropped = AsList(tuple(below) | "DroppedFinally" >> beam.Flatten())
+        kept = users | "Survivors" >> beam.FlatMap(_kcore_events, self.k, dropped)
+        failure = below[-1] | "Settled" >> beam.FlatMap(_unsettled, self.k)
         return kept, failure
 
 
-def _kcore_items(user: tuple[str, Iterable[tuple]], k: int, dropped: frozenset) -> set[str]:
-    """The user's distinct items that survive `dropped`, if at least k of them do."""
-    items = {record[0] for record in user[1]} - dropped
+class _ItemsBelow(beam.CombineFn):
+    """The items counted fewer than k times."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def create_accumulator(self) -> collections.Counter:
+        return collections.Counter()
+
+    def add_input(self, counts: collections.Counter, item: str) -> collections.Counter:
+        counts[item] += 1
+        return counts
+
+    def merge_accumulators(self, accumulators: Iterable[collections.Counter]) -> collections.Counter:
+        merged = collections.Counter()
+        for counts in accumulators:
+            merged.update(counts)
+        return merged
+
+    def extract_output(self, counts: collections.Counter) -> frozenset:
+        return frozenset(item for item, n in counts.items() if n < self.k)
+
+
+def _kcore_items(user: tuple[str, Iterable[tuple]], k: int, dropped: list[frozenset]) -> set[str]:
+    """The user's distinct items that survive every round's drops, if at least k of them do."""
+    items = {record[0] for record in user[1]}.difference(*dropped)
     return items if len(items) >= k else set()
 
 
-def _kcore_events(user: tuple[str, Iterable[tuple]], k: int, dropped: frozenset) -> Iterator:
+def _kcore_events(user: tuple[str, Iterable[tuple]], k: int, dropped: list[frozenset]) -> Iterator:
     raw_user_id, records = user
     surviving = _kcore_items(user, k, dropped)
     if surviving:
         yield raw_user_id, [record for record in records if record[0] in surviving]
 
 
-def _unsettled(dropped: frozenset, k: int, previous: frozenset) -> Iterator:
-    if dropped != previous:
+def _unsettled(last_round: frozenset, k: int) -> Iterator:
+    if last_round:
         yield (KCORE_STAGE,), DataError(
             f"{k}-core filtering did not settle within {KCORE_MAX_ROUNDS} rounds; filter the data "
             "before prepare or lower --kcore")
@@ -384,8 +397,3 @@ def _write_users(rows: list[tuple[int, str]], out: str) -> None:
 def _write_extras(source: RawSource, out: str, user_ids: np.ndarray, catalogue: Catalogue) -> None:
     source.write_extras(out, {"user": [""] + user_ids.tolist(), "item": [""] + catalogue.vocabs["item"]})
 
-
-def _write_failure(first: list, work_dir: str) -> None:
-    if first:
-        error_type, args = first[0][1].__reduce__()[:2]
-        fileio.write_json(fileio.join(work_dir, FAILURE_FILE), {"type": error_type.__name__, "args": list(args)})

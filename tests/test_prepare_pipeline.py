@@ -14,12 +14,12 @@ import pytest
 import tensorflow as tf
 
 from sllmr_tf import features, fileio, segments, shards
-from sllmr_tf.data import dataset_dir, prepare as prepare_lib, split as split_lib
+from sllmr_tf.data import beam_runner, dataset_dir, prepare as prepare_lib, split as split_lib
 from sllmr_tf.data import user_examples as user_lib
 from sllmr_tf.data.config import PrepareConfig, RunnerConfig
 from sllmr_tf.data.readers import open_source
 from sllmr_tf.data.records import BadRecordPolicy
-from sllmr_tf.errors import BadRecordError
+from sllmr_tf.errors import BadRecordError, ConfigError
 
 CONFIG = dict(dataset="csv", test_k=2, valid_k=1, train_negatives=2, eval_negatives=3, cold_user_fraction=0.3,
               num_shards=3, seed=3)
@@ -211,3 +211,24 @@ def test_leftovers_of_dead_processes_are_removed_and_running_ones_kept(tmp_path)
     os.makedirs(dead)
     assert fileio.remove_abandoned_siblings(target, ["prepare"]) == [dead]
     assert fileio.remove_abandoned_siblings(target, ["prepare"], max_age_s=-1) == [mine]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--no_such_option=1",), r"unknown Beam pipeline option\(s\) --no_such_option"),
+    (("--direct_num_workers=4",), r"--direct_num_workers: a flag of ours"),
+    (("project=p",), r"pipeline options are --name=value, got project=p"),
+])
+def test_pipeline_options_are_checked_before_any_work(args, message):
+    with pytest.raises(ConfigError, match=message):
+        beam_runner.pipeline_options(RunnerConfig(runner="FlinkRunner", pipeline_args=args))
+
+
+def test_a_cluster_runner_gets_its_own_options_and_the_local_one_its_workers():
+    config = RunnerConfig(runner="DataflowRunner", pipeline_args=("--project=p", "--region=europe-west4"))
+    options = beam_runner.pipeline_options(config).get_all_options()
+    assert beam_runner.runner(config, beam_runner.pipeline_options(config)) == "DataflowRunner"
+    assert (options["project"], options["region"]) == ("p", "europe-west4")
+    local = RunnerConfig(direct_num_workers=0)
+    assert beam_runner.pipeline_options(local).get_all_options()["direct_num_workers"] == 0
+    with pytest.raises(ConfigError, match="--direct_num_workers is for the local runner"):
+        RunnerConfig(runner="SparkRunner", direct_num_workers=2).validate()

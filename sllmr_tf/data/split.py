@@ -112,8 +112,9 @@ def sample_negatives(user: str, rows: int, per_row: int, interacted: set[int], n
     """`per_row` items for each of `rows` rows of one user, uniformly from the items (1..num_items)
     the user never interacted with.
 
-    Returns shape (rows, per_row). Rejection sampling: users interact with a
-    small share of the catalogue, so a few rounds suffice.
+    Returns shape (rows, per_row). Rejection sampling, the rejected draws
+    redrawn together: users interact with a small share of the catalogue, so a
+    few rounds suffice.
 
     Raises:
         DataError: the user interacted with every item.
@@ -121,10 +122,11 @@ def sample_negatives(user: str, rows: int, per_row: int, interacted: set[int], n
     out = rng.integers(1, num_items + 1, size=(rows, per_row))
     if out.size and len(interacted) >= num_items:
         raise DataError(f"user {user!r} interacted with every item; cannot sample negatives")
-    for row in range(rows):
-        for col in range(per_row):
-            while out[row, col] in interacted:
-                out[row, col] = rng.integers(1, num_items + 1)
+    seen = np.fromiter(interacted, np.int64, len(interacted))
+    rejected = np.isin(out, seen)
+    while rejected.any():
+        out[rejected] = rng.integers(1, num_items + 1, size=int(rejected.sum()))
+        rejected = np.isin(out, seen)
     return out
 
 
@@ -140,14 +142,12 @@ def histories(events: Events, split: np.ndarray, rows_user: np.ndarray, rows_tim
                                        events.user[positive_train]))]
     p_user, p_time, p_item = events.user[order], events.timestamp[order], events.item[order]
     items = np.zeros((len(rows_user), length), np.int64)
-    # start/end of each user's block in the sorted positives
-    user_start = np.searchsorted(p_user, rows_user, side="left")
-    user_end = np.searchsorted(p_user, rows_user, side="right")
     hist_len = np.zeros(len(rows_user), np.int64)
-    for row in range(len(rows_user)):
-        start, end = user_start[row], user_end[row]
-        before = start + np.searchsorted(p_time[start:end], rows_time[row], side="left")
-        hist_len[row] = before - start
-        recent = p_item[max(start, before - length):before][::-1]
-        items[row, :len(recent)] = recent
+    for user in np.unique(rows_user):  # vectorised within a user; prepare passes one user
+        rows = np.flatnonzero(rows_user == user)
+        start, end = np.searchsorted(p_user, user, side="left"), np.searchsorted(p_user, user, side="right")
+        before = np.searchsorted(p_time[start:end], rows_time[rows], side="left")  # positives before each row
+        hist_len[rows] = before
+        back = before[:, None] - 1 - np.arange(length)[None, :]  # most recent first
+        items[rows] = np.where(back >= 0, p_item[start:end][np.maximum(back, 0)] if end > start else 0, 0)
     return items, hist_len

@@ -83,9 +83,10 @@ def build(pipeline: beam.Pipeline, config: PrepareConfig, source: RawSource, out
                  | "InteractedItems" >> beam.FlatMapTuple(_interacted_item)
                  | "ItemRows" >> beam.combiners.ToList()
                  | "Catalogue" >> beam.Map(Catalogue))
+    tables = catalogue | "ItemTables" >> beam.Map(lambda c: c.tables)  # without the item texts
 
     examples = users | "Examples" >> beam.ParDo(
-        _UserExamplesFn(config), AsSingleton(user_ids), AsSingleton(cut), AsSingleton(catalogue),
+        _UserExamplesFn(config), AsSingleton(user_ids), AsSingleton(cut), AsSingleton(tables),
         AsSingleton(read_failure)).with_outputs(_USERS, beam_sources.COUNTS, beam_sources.FAILURE, main="blocks")
     failures.append(examples[beam_sources.FAILURE])
     every_shard = pipeline | "EveryShard" >> beam.Create(
@@ -166,7 +167,8 @@ class _UserExamplesFn(beam.DoFn):
     def __init__(self, config: PrepareConfig):
         self.config = config
 
-    def process(self, element, user_ids: np.ndarray, cut, catalogue: "Catalogue", read_failure: list) -> Iterator:
+    def process(self, element, user_ids: np.ndarray, cut, tables: user_lib.ItemTables,
+                read_failure: list) -> Iterator:
         if read_failure:
             return
         raw_user_id, records = element
@@ -174,8 +176,7 @@ class _UserExamplesFn(beam.DoFn):
         events = user_lib.UserEvents.from_records(records)
         try:
             user = user_lib.user_examples(raw_user_id, index, events,
-                                          split_lib.is_cut(raw_user_id, cut, self.config.seed), catalogue.tables,
-                                          self.config)
+                                          split_lib.is_cut(raw_user_id, cut, self.config.seed), tables, self.config)
         except DataError as error:
             yield TaggedOutput(beam_sources.FAILURE, ((EXAMPLES_STAGE, raw_user_id), error))
             return
@@ -244,7 +245,7 @@ class Catalogue:
             "category": sorted({info.category for info in infos} - {""}),
             "brand": sorted({info.brand for info in infos} - {""}),
         }
-        codes = {name: {key: k for k, key in enumerate(vocab, start=1)} for name, vocab in self.vocabs.items()}
+        codes = {name: {key: k for k, key in enumerate(self.vocabs[name], start=1)} for name in ("category", "brand")}
         popularity = np.array([0] + [pop for _, pop, _ in self.rows], np.int64)
         self.tables = user_lib.ItemTables(
             ids=np.array(self.vocabs["item"], object),

@@ -47,6 +47,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m sllmr_tf.bench.input
+	$(BIN)/python -m sllmr_tf.bench.prepare_scale --scales=1,10  # 100x: add it by hand (about an hour)
 	$(BIN)/sllmr-prepare --flagfile=flags/prepare_movielens100k.flags --data_dir=$(WORK)/ml100k
 	$(BIN)/sllmr-score --flagfile=flags/score_embedding.flags --data_dir=$(WORK)/ml100k \
 		--pairs_dir=$(WORK)/ml100k_pairs

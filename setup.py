@@ -13,7 +13,8 @@ INSTALL_REQUIRES = [
     "absl-py==2.5.1",
     "numpy>=2.0,<3",
     "pandas==3.1.1",
-    "pyarrow==26.0.1",
+    "pyarrow==25.0.1",  # apache-beam 2.77 needs pyarrow < 26
+    "apache-beam==2.77.0",  # sllmr-prepare's pipeline and the TFDS builders' generation
     "scipy>=1.14,<2",
     "matplotlib==3.11.2",
     "importlib_resources>=6",  # tensorflow-datasets imports it; etils no longer pulls it in

@@ -25,6 +25,10 @@ class BadRecordError(UserError):
         what = f" field {field!r}:" if field else ""
         super().__init__(f"{where}:{what} {reason}")
 
+    def __reduce__(self):
+        # Rebuilt from its parts, so a pipeline worker can hand it to the driver intact.
+        return BadRecordError, (self.path, self.record, self.field, self.reason)
+
 
 class DataError(UserError):
     """Raw data that parses but cannot make a dataset (too few events, an empty split)."""

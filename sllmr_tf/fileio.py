@@ -16,8 +16,11 @@ import io
 import json
 import os
 import posixpath
+import re
+import socket
+import time
 import uuid
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 _READ_BUFFER = 1 << 20
 
@@ -101,6 +104,51 @@ def rename(source: str, target: str, overwrite: bool = False) -> None:
 def temporary_sibling(path: str, tag: str = "tmp") -> str:
     """A name beside `path` that no other writer uses."""
     return f"{path.rstrip('/')}.{tag}-{uuid.uuid4().hex[:12]}"
+
+
+def owned_temporary_sibling(path: str, tag: str) -> str:
+    """A name beside `path` for this process's unfinished work, saying whose it is:
+    `<path>.<tag>-<host>-<pid>-<unix start time>-<random>`, so that a later run can
+    recognise one left by a killed process (`remove_abandoned_siblings`)."""
+    return (f"{path.rstrip('/')}.{tag}-{socket.gethostname()}-{os.getpid()}-{int(time.time())}-"
+            f"{uuid.uuid4().hex[:8]}")
+
+
+def remove_abandoned_siblings(path: str, tags: Iterable[str], max_age_s: float = 86_400) -> list[str]:
+    """Remove what killed runs left beside `path` under `owned_temporary_sibling(path, tag)` names.
+
+    A leftover is abandoned when its process no longer runs on this host, or,
+    whatever its host, when it is older than `max_age_s` (a run on another host
+    cannot be checked, so it gets a day). Running processes' work is kept.
+
+    Returns:
+        The paths removed.
+    """
+    parent = dirname(path)
+    if not exists(parent):
+        return []
+    owned = re.compile(rf"^{re.escape(basename(path))}\.(?:{'|'.join(map(re.escape, tags))})"
+                       r"-(?P<host>.+)-(?P<pid>\d+)-(?P<started>\d+)-[0-9a-f]{8}$")
+    removed = []
+    for name in listdir(parent):
+        match = owned.match(name)
+        if match is None:
+            continue
+        dead = match["host"] == socket.gethostname() and not _running(int(match["pid"]))
+        if dead or time.time() - int(match["started"]) > max_age_s:
+            rmtree(join(parent, name))
+            removed.append(join(parent, name))
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def open_file(path: str, mode: str = "r"):

@@ -28,11 +28,9 @@ COLD_START_DEFINITION = f"< {COLD_START_MAX_TRAIN_POSITIVES + 1} train positives
 LONG_TAIL_DEFINITION = f"bottom {LONG_TAIL_FRACTION:.0%} of train popularity"
 
 
-def cold_start_users(train_positives: np.ndarray) -> np.ndarray:
-    """Bool per user index (row 0, padding, is False): fewer than 3 train positives."""
-    cold = np.asarray(train_positives) <= COLD_START_MAX_TRAIN_POSITIVES
-    cold[0] = False
-    return cold
+def is_cold_start(train_positives):
+    """A user with fewer than 3 train positives is cold-start (an int count, or an array of them)."""
+    return np.asarray(train_positives) <= COLD_START_MAX_TRAIN_POSITIVES
 
 
 def long_tail_items(popularity: np.ndarray) -> np.ndarray:

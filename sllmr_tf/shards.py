@@ -1,11 +1,15 @@
-"""Sharded GZIP TFRecord files: their names, their atomic writer and a column reader.
+"""Sharded GZIP TFRecord files: their names, which shard a user's records go to, their atomic
+writer and a column reader.
 
 Every sharded artifact (a dataset split, LLM pairs, the scorer's per-shard
 logs) is named `<prefix>-<index>-of-<count><extension>` with five-digit
 numbers, so shards sort in index order and a reader can tell a complete set.
+Records are partitioned by user (`user_shard`), so a worker that reads shard i
+of the interactions and shard i of the pairs holds the same users in both.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -14,6 +18,23 @@ from sllmr_tf import fileio
 
 COMPRESSION = "GZIP"
 TFRECORD_EXTENSION = ".tfrecord.gz"
+
+
+def stable_hash(*parts: str | int) -> int:
+    """A 64-bit hash of `parts` that is the same on every machine, process and Python version.
+
+    The first 8 bytes (little-endian) of BLAKE2b over the parts' decimal or UTF-8
+    text joined by the unit separator 0x1f. Python's own `hash` of a string
+    changes from process to process, so it must never place or seed anything.
+    """
+    text = "\x1f".join(str(part) for part in parts).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+
+
+def user_shard(raw_user_id: str, num_shards: int) -> int:
+    """The shard (0..num_shards-1) of every record of the user with this raw id (its id in the
+    raw data, not its vocabulary index): `stable_hash(raw_user_id) % num_shards`."""
+    return stable_hash(raw_user_id) % num_shards
 
 
 def shard_suffix(index: int, count: int) -> str:

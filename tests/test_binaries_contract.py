@@ -12,7 +12,7 @@ import time
 import pytest
 
 from sllmr_tf import options
-from sllmr_tf.data.config import PrepareConfig
+from sllmr_tf.data.config import PrepareConfig, RunnerConfig
 from sllmr_tf.experiments.config import PER_RUN, ExperimentConfig
 from sllmr_tf.export.config import ExportConfig
 from sllmr_tf.scoring.config import OpenAIConfig, ScoreConfig
@@ -21,7 +21,7 @@ from sllmr_tf.training.config import EvalConfig, TrainConfig
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # binary -> the config dataclasses its flags come from (and the fields it sets itself)
 BINARIES = {
-    "prepare": [(PrepareConfig, ())],
+    "prepare": [(PrepareConfig, ()), (RunnerConfig, ())],
     "score": [(ScoreConfig, ()), (OpenAIConfig, ())],
     "train": [(TrainConfig, ())],
     "eval": [(EvalConfig, ())],

@@ -49,23 +49,20 @@ def test_history_is_capped_but_hist_len_counts_everything():
 
 
 def test_sampled_negatives_never_hit_an_item_the_user_interacted_with():
-    rng = np.random.default_rng(0)
-    interacted = [set(), {1, 2, 3, 4, 5, 6, 7, 8}, {9}]
-    negatives = split_lib.sample_negatives(np.array([1, 1, 2]), 20, interacted, 10, rng)
+    interacted = {1, 2, 3, 4, 5, 6, 7, 8}
+    negatives = split_lib.sample_negatives("u1", 3, 20, interacted, 10, np.random.default_rng(0))
     assert negatives.shape == (3, 20)
-    for user, row in zip([1, 1, 2], negatives):
-        assert not set(row.tolist()) & interacted[user]
-        assert set(row.tolist()) <= set(range(1, 11))
+    assert set(negatives.reshape(-1).tolist()) == {9, 10}
 
 
 def test_negative_sampling_fails_clearly_for_a_user_who_saw_everything():
-    with pytest.raises(DataError, match="every item"):
-        split_lib.sample_negatives(np.array([1]), 1, [set(), {1, 2}], 2, np.random.default_rng(0))
+    with pytest.raises(DataError, match="user 'u1' interacted with every item"):
+        split_lib.sample_negatives("u1", 1, 1, {1, 2}, 2, np.random.default_rng(0))
 
 
 def test_cold_start_means_fewer_than_three_train_positives():
-    counts = np.array([0, 0, 2, 3, 10])
-    assert segments.cold_start_users(counts).tolist() == [False, True, True, False, False]
+    assert segments.is_cold_start(np.array([0, 2, 3, 10])).tolist() == [True, True, False, False]
+    assert segments.is_cold_start(2) and not segments.is_cold_start(3)
 
 
 def test_long_tail_is_at_most_the_bottom_fifth_and_never_splits_ties():
@@ -87,9 +84,19 @@ def test_heavy_users_are_at_most_the_top_fifth_by_train_positives_and_never_spli
 def test_truncation_keeps_only_the_last_train_events_of_chosen_users():
     events = make_events([(1, i, i, 1) for i in range(1, 7)] + [(2, i, i, 1) for i in range(1, 7)])
     splits = np.array([TRAIN] * 4 + [VALID, TEST] + [TRAIN] * 4 + [VALID, TEST])
-    keep = split_lib.truncate_users(events, splits, 0.5, 2, np.random.default_rng(3))
-    kept_per_user = {u: int(keep[events.user == u].sum()) for u in (1, 2)}
-    assert sorted(kept_per_user.values()) == [4, 6]
-    cut_user = min(kept_per_user, key=kept_per_user.get)
-    cut = events.user == cut_user
+    keep = split_lib.truncate_users(events, splits, np.array([2]), 2)
+    assert keep[events.user == 1].all()
+    cut = events.user == 2
     assert events.timestamp[cut & keep & (splits == TRAIN)].tolist() == [3, 4]
+    assert keep[cut & (splits != TRAIN)].all()
+
+
+def test_the_cold_user_cut_takes_exactly_the_share_of_users_with_the_smallest_hash():
+    users = [f"u{k}" for k in range(200)]
+    threshold = split_lib.cut_threshold(users, 0.3, seed=7)
+    cut = {u for u in users if split_lib.is_cut(u, threshold, seed=7)}
+    assert len(cut) == 60
+    assert cut == set(sorted(users, key=lambda u: split_lib.cut_key(7, u))[:60])
+    assert cut == {u for u in reversed(users) if split_lib.is_cut(u, split_lib.cut_threshold(users[::-1], 0.3, 7), 7)}
+    assert cut != {u for u in users if split_lib.is_cut(u, split_lib.cut_threshold(users, 0.3, 8), 8)}
+    assert split_lib.cut_threshold(users, 0.0, 7) is None and not split_lib.is_cut("u1", None, 7)

@@ -1,5 +1,6 @@
 """The TFDS builders expose the project's readers: same records, no download."""
 import pathlib
+import shutil
 import socket
 
 import pytest
@@ -9,7 +10,7 @@ from sllmr_tf.data import tfds_builders
 from sllmr_tf.data.readers.amazon import Amazon2014, Amazon2018, Amazon2023
 from sllmr_tf.data.readers.synthetic import SyntheticSource
 from sllmr_tf.data.records import BadRecordPolicy
-from sllmr_tf.errors import ConfigError
+from sllmr_tf.errors import BadRecordError, ConfigError
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 tfds.disable_progress_bar()
@@ -102,3 +103,16 @@ def test_movielens100k_loads_the_bundled_files_with_100000_rows(tmp_path, no_net
     assert int(ds.cardinality()) == 100_000
     first = next(iter(tfds.as_numpy(ds)))
     assert first["title"] and first["category"]
+
+
+def test_a_bad_review_fails_the_build_naming_file_line_and_field(tmp_path):
+    manual_dir = tmp_path / "manual"
+    shutil.copytree(FIXTURES / "amazon2023", manual_dir)
+    reviews = manual_dir / "All_Beauty.jsonl"
+    lines = reviews.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1].replace('"rating": ', '"rating": "five", "_": ', 1)
+    reviews.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    builder = tfds.builder("sllmr_amazon2023/all_beauty", data_dir=str(tmp_path / "data"))
+    with pytest.raises(BadRecordError, match=r"All_Beauty\.jsonl:2: field 'rating': not a number: 'five'"):
+        builder.download_and_prepare(**manual(manual_dir))
+    assert not builder.is_prepared()

@@ -37,13 +37,15 @@ def fail(reason: str) -> None:
     sys.exit(2)
 
 
-def run(main: Callable[[Sequence[str]], None], module: str, usage: str) -> None:
+def run(main: Callable[[Sequence[str]], None], module: str, usage: str, passes_arguments: bool = False) -> None:
     """Parse the flags and run `main` under the error contract.
 
     Args:
         main: the binary's main(argv).
         module: the binary's module name (`__name__`), whose flags `--help` lists.
         usage: the text --help shows above the flags (the module docstring).
+        passes_arguments: `main` takes the arguments that are not flags of ours (those after
+            `--`) in argv[1:]; otherwise any such argument is refused.
     """
     global _program
     spec = getattr(sys.modules[module], "__spec__", None)
@@ -54,7 +56,7 @@ def run(main: Callable[[Sequence[str]], None], module: str, usage: str) -> None:
         print()
         print(FLAGS.get_help() if any(a in _HELPFULL for a in arguments) else FLAGS.module_help(module))
         sys.exit(0)
-    app.run(_guarded(main), flags_parser=_parse)
+    app.run(_guarded(main, passes_arguments), flags_parser=_parse)
 
 
 def _parse(argv: Sequence[str]) -> list[str]:
@@ -64,7 +66,7 @@ def _parse(argv: Sequence[str]) -> list[str]:
         fail(str(error))
 
 
-def _guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], None]:
+def _guarded(main: Callable[[Sequence[str]], None], passes_arguments: bool) -> Callable[[Sequence[str]], None]:
     def guarded(argv: Sequence[str]) -> None:
         if FLAGS["verbosity"].present:
             # Asked for logs: TensorFlow's too (main imports TensorFlow after this).
@@ -74,7 +76,7 @@ def _guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]],
             # TensorFlow logs every checkpoint shard at INFO; the binaries print their own progress.
             logging.set_verbosity(logging.WARNING)
         try:
-            if len(argv) > 1:
+            if len(argv) > 1 and not passes_arguments:
                 raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
             main(argv)
         except UserError as error:

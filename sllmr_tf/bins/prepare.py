@@ -1,10 +1,16 @@
 """sllmr-prepare: raw interactions + item metadata -> a prepared dataset directory.
 
     sllmr-prepare --dataset=movielens100k|amazon2014|amazon2018|amazon2023|csv|synthetic \\
-                  [--raw_dir=DIR] --data_dir=OUT [--num_shards=N] [--on_bad_record=error|skip]
+                  [--raw_dir=DIR] --data_dir=OUT [--num_shards=N] [--on_bad_record=error|skip] \\
+                  [--runner=local|DataflowRunner|FlinkRunner|SparkRunner|PortableRunner] \\
+                  [--direct_num_workers=N] [-- BEAM PIPELINE OPTIONS]
 
-A rerun with the same settings does nothing; the dataset appears atomically,
-only when complete. The layout is described in sllmr_tf/data/dataset_dir.py.
+An Apache Beam pipeline: in this process by default, in N local worker
+processes with --direct_num_workers (0: one per core), or on a cluster with
+--runner and the runner's own options after `--` (README: Dataflow, Flink,
+Spark). A rerun with the same settings does nothing; the dataset appears
+atomically, only when complete. The layout is described in
+sllmr_tf/data/dataset_dir.py.
 """
 from __future__ import annotations
 
@@ -14,11 +20,12 @@ from typing import Sequence
 from absl import flags
 
 from sllmr_tf.bins import common, config_flags
-from sllmr_tf.data.config import SYNTHETIC_FLAGS, PrepareConfig
+from sllmr_tf.data.config import SYNTHETIC_FLAGS, PrepareConfig, RunnerConfig
 from sllmr_tf.data.synthetic_world import WorldConfig
 
 FLAGS = flags.FLAGS
 config_flags.define(PrepareConfig)
+config_flags.define(RunnerConfig)
 flags.DEFINE_string("data_dir", None, "Output dataset directory.", required=True)
 flags.DEFINE_bool("overwrite", False, "Replace a dataset prepared with another config.")
 for _flag, _field in SYNTHETIC_FLAGS.items():
@@ -56,12 +63,15 @@ def main(argv: Sequence[str]) -> None:
 
     config = config_from_flags()
     config.validate()
-    stats = prepare_lib.prepare(config, open_source(config), FLAGS.data_dir, overwrite=FLAGS.overwrite)
+    runner = config_flags.build(RunnerConfig, pipeline_args=tuple(argv[1:]))
+    runner.validate()
+    stats = prepare_lib.prepare(config, open_source(config), FLAGS.data_dir, overwrite=FLAGS.overwrite,
+                                runner=runner)
     print(summary(stats))
 
 
 def run() -> None:
-    common.run(main, __name__, __doc__)
+    common.run(main, __name__, __doc__, passes_arguments=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The settings of `sllmr-prepare`: every choice that changes the prepared data."""
+"""The settings of `sllmr-prepare`: every choice that changes the prepared data (`PrepareConfig`),
+and where its pipeline runs (`RunnerConfig`), which changes nothing in the data."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +14,9 @@ LABEL_RULES = ("threshold", "implicit")
 # sllmr-prepare flags that set a field of the synthetic world's WorldConfig (others: raw_dir/world.json).
 SYNTHETIC_FLAGS = {"synthetic_users": "num_users", "synthetic_items": "num_items", "synthetic_seed": "seed"}
 BAD_RECORD_MODES = ("error", "skip")
+SHARD_BY = ("user",)
+# "local" is Beam's FnApiRunner on this machine; the others are Beam's runners of those names.
+RUNNERS = ("local", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +42,8 @@ class PrepareConfig:
     cold_user_fraction: float = option(0.0, "Share of users cut to --cold_user_train_items train events.")
     cold_user_train_items: int = option(2, "Train events kept for users picked by --cold_user_fraction.")
     num_shards: int = option(4, "TFRecord shards per split.")
+    shard_by: str = option("user", "How records are spread over shards: user puts all of a user's records "
+                           "in shard stable_hash(raw user id) % num_shards (shards.user_shard).", choices=SHARD_BY)
     seed: int = option(0, "Seed of every random choice (negatives, truncation, shuffles).")
     on_bad_record: str = option("error", "Stop on a malformed record, or skip and count it.",
                                 choices=BAD_RECORD_MODES)
@@ -49,6 +55,8 @@ class PrepareConfig:
             raise ConfigError(f"unknown dataset {self.dataset!r}; known: {', '.join(SOURCES.names())}")
         if self.label_rule not in LABEL_RULES:
             raise ConfigError(f"label_rule must be one of {LABEL_RULES}, got {self.label_rule!r}")
+        if self.shard_by not in SHARD_BY:
+            raise ConfigError(f"shard_by must be one of {SHARD_BY}, got {self.shard_by!r}")
         if self.on_bad_record not in BAD_RECORD_MODES:
             raise ConfigError(f"on_bad_record must be one of {BAD_RECORD_MODES}, got {self.on_bad_record!r}")
         for name in ("test_k", "valid_k", "num_shards"):
@@ -63,3 +71,25 @@ class PrepareConfig:
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True,
                                          default=str).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    """Where the prepare pipeline runs. Not part of the fingerprint: every runner writes the same bytes."""
+
+    runner: str = option("local", "Apache Beam runner: local (this machine) or DataflowRunner, FlinkRunner, "
+                         "SparkRunner, PortableRunner; give the runner's own options after --.",
+                         choices=RUNNERS)
+    direct_num_workers: int = option(1, "Local runner: worker processes; 1 runs the pipeline in this process, "
+                                     "0 starts one per core.")
+    pipeline_args: tuple[str, ...] = ()  # the runner's options, e.g. ("--project=p", "--region=r")
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the first invalid setting."""
+        if self.runner not in RUNNERS:
+            raise ConfigError(f"runner must be one of {RUNNERS}, got {self.runner!r}")
+        if self.direct_num_workers < 0:
+            raise ConfigError(f"direct_num_workers must be >= 0, got {self.direct_num_workers}")
+        if self.runner != "local" and self.direct_num_workers != 1:
+            raise ConfigError(f"--direct_num_workers is for the local runner; {self.runner} takes "
+                              "its own parallelism options after --")

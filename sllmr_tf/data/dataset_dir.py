@@ -8,8 +8,14 @@
       train|valid|test/part-<i>-of-<n>.tfrecord.gz   GZIP TFRecords of tf.train.Example (features.FEATURES)
       ground_truth.npz           synthetic worlds only: true preferences by vocab index
 
+Every record of a user is in shard `shards.user_shard(raw user id, n)` of each
+split; within a shard the records are in a fixed pseudo-random order (the
+same bytes on every run and runner).
+
 A directory is complete exactly when stats.json exists: `prepare` builds it
-under a temporary name and renames it into place as its very last step.
+under a temporary name, writes stats.json last and renames it into place.
+On object stores, where a rename is a copy, readers must not trust a
+directory without stats.json (`DatasetDir` refuses one).
 """
 from __future__ import annotations
 

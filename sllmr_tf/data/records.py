@@ -105,11 +105,18 @@ class BadRecordPolicy:
 
 
 class RawSource(Protocol):
-    """What `prepare` needs from a raw dataset."""
+    """What `prepare` needs from a raw dataset.
+
+    The interactions come in parts (files) that can be read side by side;
+    `interactions(policy, part)` streams one part in file order, and without
+    a part all of them, one after another.
+    """
 
     name: str
 
-    def interactions(self, policy: BadRecordPolicy) -> Iterator[Interaction]: ...
+    def interaction_parts(self) -> list[str]: ...
+
+    def interactions(self, policy: BadRecordPolicy, part: str | None = None) -> Iterator[Interaction]: ...
 
     def items(self, policy: BadRecordPolicy) -> Iterator[ItemInfo]: ...
 

@@ -1,14 +1,19 @@
-"""Per-user chronological split, sampled negatives and histories (segment rules: segments.py).
+"""Per-user chronological split, the cold-user cut, sampled negatives and histories (segment
+rules: segments.py).
 
 Pure numpy over integer-coded events; no TensorFlow. Each function does one
-step of the protocol so tests can check each definition on its own.
+step of the protocol so tests can check each definition on its own;
+`user_examples` applies them to one user at a time.
 """
 from __future__ import annotations
 
 import dataclasses
+import heapq
+from typing import Iterable
 
 import numpy as np
 
+from sllmr_tf import shards
 from sllmr_tf.errors import DataError
 
 TRAIN, VALID, TEST = 0, 1, 2
@@ -58,19 +63,37 @@ def leave_last_k_out(events: Events, test_k: int, valid_k: int) -> np.ndarray:
     return split
 
 
-def truncate_users(events: Events, split: np.ndarray, fraction: float, keep: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Make a random `fraction` of users cold: keep only their last `keep` train events.
+def cut_key(seed: int, raw_user_id: str) -> tuple[int, str]:
+    """A user's place in the cold-user cut: the users with the smallest keys are cut.
+
+    A stable hash of (seed, raw id), so the choice is the same on every runner
+    and worker and does not depend on the order users arrive in.
+    """
+    return shards.stable_hash(seed, "cold_user_cut", raw_user_id), raw_user_id
+
+
+def cut_threshold(raw_user_ids: Iterable[str], fraction: float, seed: int) -> tuple[int, str] | None:
+    """The largest `cut_key` among the round(fraction * users) users to cut; None cuts nobody."""
+    ids = list(raw_user_ids)
+    count = int(round(fraction * len(ids)))
+    if count == 0:
+        return None
+    return heapq.nsmallest(count, (cut_key(seed, u) for u in ids))[-1]
+
+
+def is_cut(raw_user_id: str, threshold: tuple[int, str] | None, seed: int) -> bool:
+    """Whether the cold-user cut applies to this user (see `cut_threshold`)."""
+    return threshold is not None and cut_key(seed, raw_user_id) <= threshold
+
+
+def truncate_users(events: Events, split: np.ndarray, cut_users: np.ndarray, keep: int) -> np.ndarray:
+    """Make `cut_users` cold: keep only their last `keep` train events.
 
     Returns a boolean mask of events to keep. Valid and test events stay, so
     the cut users become a measurable cold-start segment.
     """
     keep_mask = np.ones(len(events), bool)
-    if fraction <= 0:
-        return keep_mask
-    users = np.unique(events.user)
-    chosen = rng.choice(users, size=int(round(fraction * len(users))), replace=False)
-    train = (split == TRAIN) & np.isin(events.user, chosen)
+    train = (split == TRAIN) & np.isin(events.user, cut_users)
     index = np.flatnonzero(train)
     order = index[np.lexsort((index, events.timestamp[index], events.user[index]))]
     users_sorted = events.user[order]
@@ -84,31 +107,26 @@ def truncate_users(events: Events, split: np.ndarray, fraction: float, keep: int
     return keep_mask
 
 
-def item_popularity(events: Events, split: np.ndarray, num_items: int) -> np.ndarray:
-    """Train interactions per item index (row 0 = padding)."""
-    return np.bincount(events.item[split == TRAIN], minlength=num_items + 1).astype(np.int64)
-
-
-def train_positive_counts(events: Events, split: np.ndarray, num_users: int) -> np.ndarray:
-    positive_train = (split == TRAIN) & (events.label > 0)
-    return np.bincount(events.user[positive_train], minlength=num_users + 1).astype(np.int64)
-
-
-def sample_negatives(users: np.ndarray, per_row: int, interacted: list[set[int]], num_items: int,
+def sample_negatives(user: str, rows: int, per_row: int, interacted: set[int], num_items: int,
                      rng: np.random.Generator) -> np.ndarray:
-    """`per_row` items per row, uniformly from items the user never interacted with.
+    """`per_row` items for each of `rows` rows of one user, uniformly from the items (1..num_items)
+    the user never interacted with.
 
-    Returns shape (len(users), per_row). Rejection sampling: users interact with
-    a small share of the catalogue, so a few rounds suffice.
+    Returns shape (rows, per_row). Rejection sampling, the rejected draws
+    redrawn together: users interact with a small share of the catalogue, so a
+    few rounds suffice.
+
+    Raises:
+        DataError: the user interacted with every item.
     """
-    out = rng.integers(1, num_items + 1, size=(len(users), per_row))
-    for row, user in enumerate(users):
-        seen = interacted[user]
-        if len(seen) >= num_items:
-            raise DataError(f"user index {user} interacted with every item; cannot sample negatives")
-        for col in range(per_row):
-            while out[row, col] in seen:
-                out[row, col] = rng.integers(1, num_items + 1)
+    out = rng.integers(1, num_items + 1, size=(rows, per_row))
+    if out.size and len(interacted) >= num_items:
+        raise DataError(f"user {user!r} interacted with every item; cannot sample negatives")
+    seen = np.fromiter(interacted, np.int64, len(interacted))
+    rejected = np.isin(out, seen)
+    while rejected.any():
+        out[rejected] = rng.integers(1, num_items + 1, size=int(rejected.sum()))
+        rejected = np.isin(out, seen)
     return out
 
 
@@ -124,14 +142,12 @@ def histories(events: Events, split: np.ndarray, rows_user: np.ndarray, rows_tim
                                        events.user[positive_train]))]
     p_user, p_time, p_item = events.user[order], events.timestamp[order], events.item[order]
     items = np.zeros((len(rows_user), length), np.int64)
-    # start/end of each user's block in the sorted positives
-    user_start = np.searchsorted(p_user, rows_user, side="left")
-    user_end = np.searchsorted(p_user, rows_user, side="right")
     hist_len = np.zeros(len(rows_user), np.int64)
-    for row in range(len(rows_user)):
-        start, end = user_start[row], user_end[row]
-        before = start + np.searchsorted(p_time[start:end], rows_time[row], side="left")
-        hist_len[row] = before - start
-        recent = p_item[max(start, before - length):before][::-1]
-        items[row, :len(recent)] = recent
+    for user in np.unique(rows_user):  # vectorised within a user; prepare passes one user
+        rows = np.flatnonzero(rows_user == user)
+        start, end = np.searchsorted(p_user, user, side="left"), np.searchsorted(p_user, user, side="right")
+        before = np.searchsorted(p_time[start:end], rows_time[rows], side="left")  # positives before each row
+        hist_len[rows] = before
+        back = before[:, None] - 1 - np.arange(length)[None, :]  # most recent first
+        items[rows] = np.where(back >= 0, p_item[start:end][np.maximum(back, 0)] if end > start else 0, 0)
     return items, hist_len

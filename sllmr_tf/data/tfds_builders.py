@@ -9,10 +9,16 @@ Importing this module registers:
     sllmr_synthetic/<size>        the seeded synthetic world
 
 Each builder parses through the same reader `sllmr-prepare` uses (readers/),
-so there is one copy of every parsing rule. One example per interaction, in
-the reader's order, joined with its item's text; a single `train` split, since
-splitting is `prepare`'s job. Nothing downloads: Amazon files come from the
-manual dir, e.g.
+inside the same Beam transforms (beam_sources), so there is one copy of every
+parsing rule. One example per interaction, in the reader's order, joined by
+item id with the first row of its item (a CoGroupByKey, so no worker holds
+the item table); a single `train` split, since splitting is `prepare`'s job.
+They generate with TFDS's Beam support (`_generate_examples` returns a
+transform): on this machine by default (beam_runner's local runner), or on
+any runner given as `DownloadConfig(beam_runner=..., beam_options=...)`, which
+matters for the large Amazon categories. A bad record fails the build with
+its `BadRecordError` (file, line, field). Nothing downloads: Amazon files
+come from the manual dir, e.g.
 
     tfds.load("sllmr_amazon2014/beauty", data_dir=..., download_and_prepare_kwargs={
         "download_config": tfds.download.DownloadConfig(manual_dir="~/amazon2014")})
@@ -25,13 +31,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator
 
+import apache_beam as beam
 import numpy as np
 import tensorflow_datasets as tfds
 
+from sllmr_tf import fileio
+from sllmr_tf.data import beam_runner, beam_sources
+from sllmr_tf.data.config import RunnerConfig
 from sllmr_tf.data.readers.amazon import Amazon2014, Amazon2018, Amazon2023
 from sllmr_tf.data.readers.movielens import MovieLens100k
 from sllmr_tf.data.readers.synthetic import SyntheticSource
-from sllmr_tf.data.records import BadRecordPolicy, ItemInfo, RawSource
+from sllmr_tf.data.records import ItemInfo, RawSource
+
+_FAILURE_FILE = "failure.json"  # in the builder's data dir while it is being generated
 
 # The categories each release publishes (5-core files for 2014 and 2018). LLM-CF
 # benchmarks Beauty, Sports_and_Outdoors and Toys_and_Games from the 2014 release.
@@ -100,16 +112,47 @@ class _ReaderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         return {"train": self._generate_examples(self._source(dl_manager))}
 
-    def _generate_examples(self, source: RawSource) -> Iterator[tuple[int, dict]]:
-        policy = BadRecordPolicy("error")  # a TFDS dataset is all or nothing
-        items: dict[str, ItemInfo] = {}
-        for info in source.items(policy):
-            items.setdefault(info.item, info)  # the first row of an item wins, as in prepare
-        for key, event in enumerate(source.interactions(policy)):
-            info = items.get(event.item) or ItemInfo(event.item)
-            yield key, {"user_id": event.user, "item_id": event.item, "rating": event.rating,
-                        "timestamp": event.timestamp, "title": info.title, "category": info.category,
-                        "brand": info.brand, "description": info.description}
+    def _generate_examples(self, source: RawSource) -> beam.PTransform:
+        return _JoinedInteractions(source, self._failure_path())
+
+    def _download_and_prepare(self, dl_manager: tfds.download.DownloadManager,
+                              download_config: tfds.download.DownloadConfig) -> None:
+        if download_config.beam_runner is None and download_config.beam_options is None:
+            config = RunnerConfig()
+            options = beam_runner.pipeline_options(config)
+            download_config = dataclasses.replace(download_config, beam_options=options,
+                                                  beam_runner=beam_runner.runner(config, options))
+        super()._download_and_prepare(dl_manager, download_config)
+        beam_sources.raise_failure(self._failure_path())  # TFDS then removes what was written
+
+    def _failure_path(self) -> str:
+        return fileio.join(str(self.data_dir), _FAILURE_FILE)
+
+
+class _JoinedInteractions(beam.PTransform):
+    """(order, example) per raw interaction: the event with the first row of its item."""
+
+    def __init__(self, source: RawSource, failure_path: str):
+        super().__init__()
+        self.source, self.failure_path = source, failure_path
+
+    def expand(self, pipeline):
+        reads = pipeline | "Interactions" >> beam_sources.ReadInteractions(self.source, "error")
+        item_reads = pipeline | "Items" >> beam_sources.ReadItems(self.source, "error")
+        _ = ((reads[beam_sources.FAILURE], item_reads[beam_sources.FAILURE]) | "Failures" >> beam.Flatten()
+             | "WriteFailure" >> beam_sources.WriteFirstFailure(self.failure_path))
+        return ({"events": reads.records | "ByItem" >> beam.Map(lambda keyed: (keyed[1][1], keyed)),
+                 "info": item_reads.rows | "FirstItemRows" >> beam_sources.FirstItemRows()}
+                | "Join" >> beam.CoGroupByKey()
+                | "Examples" >> beam.FlatMapTuple(_joined_examples))
+
+
+def _joined_examples(item: str, joined: dict) -> Iterator[tuple[int, dict]]:
+    info = (joined["info"] or [ItemInfo(item)])[0]
+    for order, (user, _, rating, timestamp) in joined["events"]:
+        yield order, {"user_id": user, "item_id": item, "rating": rating, "timestamp": timestamp,
+                      "title": info.title, "category": info.category, "brand": info.brand,
+                      "description": info.description}
 
 
 @dataclasses.dataclass

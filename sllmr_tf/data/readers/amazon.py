@@ -67,11 +67,15 @@ class _AmazonRelease:
                     found.add(match.group(1))
         return sorted(found)
 
-    def interactions(self, policy: BadRecordPolicy) -> Iterator[Interaction]:
-        for number, record in self._records(self.reviews_path, json.loads, "JSON", policy):
+    def interaction_parts(self) -> list[str]:
+        return [self.reviews_path]
+
+    def interactions(self, policy: BadRecordPolicy, part: str | None = None) -> Iterator[Interaction]:
+        path = part or self.reviews_path
+        for number, record in self._records(path, json.loads, "JSON", policy):
             try:
-                values = [_required(self.reviews_path, number, record, f) for f in self.review_fields]
-                yield checked_interaction(self.reviews_path, number, *values, time_unit=self.time_unit,
+                values = [_required(path, number, record, f) for f in self.review_fields]
+                yield checked_interaction(path, number, *values, time_unit=self.time_unit,
                                           names=self.review_fields)
             except BadRecordError as e:
                 policy.handle(e)

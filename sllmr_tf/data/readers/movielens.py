@@ -34,8 +34,11 @@ class MovieLens100k:
         self.inter_path = fileio.join(self.raw_dir, "ml-100k.inter")
         self.item_path = fileio.join(self.raw_dir, "ml-100k.item")
 
-    def interactions(self, policy: BadRecordPolicy) -> Iterator[Interaction]:
-        path = self.inter_path
+    def interaction_parts(self) -> list[str]:
+        return [self.inter_path]
+
+    def interactions(self, policy: BadRecordPolicy, part: str | None = None) -> Iterator[Interaction]:
+        path = part or self.inter_path
         for number, row in _rows(path, ("user_id", "item_id", "rating", "timestamp"), policy):
             try:
                 yield checked_interaction(path, number, row["user_id"], row["item_id"], row["rating"],

@@ -38,7 +38,10 @@ class SyntheticSource:
     def world(self) -> SyntheticWorld:
         return generate_world(self.config)
 
-    def interactions(self, policy: BadRecordPolicy) -> Iterator[Interaction]:
+    def interaction_parts(self) -> list[str]:
+        return ["world"]  # generated in one piece
+
+    def interactions(self, policy: BadRecordPolicy, part: str | None = None) -> Iterator[Interaction]:
         """Every interaction, grouped by user in time order (generated records are never bad)."""
         w = self.world
         for user, item, rating, timestamp in zip(w.users.tolist(), w.items.tolist(),

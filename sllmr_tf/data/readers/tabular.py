@@ -3,10 +3,13 @@
     raw_dir/interactions.csv | .csv.gz | .parquet   user_id, item_id, rating, timestamp
     raw_dir/items.csv | .csv.gz | .parquet          item_id, title, category, brand[, text]  (optional)
 
-CSV is streamed row by row with the csv module and errors name the file line;
-Parquet is streamed in record batches and errors name the 1-based row. Values
-may be empty except ids, ratings and timestamps. Rows come out in file order;
-an item listed twice is yielded twice and `prepare` keeps the first.
+A table may also come in parts, `interactions-<anything>.parquet` (what
+BigQuery's EXPORT DATA writes for a `interactions-*.parquet` URI): the parts
+are read in name order, and `prepare` reads the interaction parts side by
+side. CSV is streamed row by row with the csv module and errors name the file
+line; Parquet is streamed in record batches and errors name the 1-based row.
+Values may be empty except ids, ratings and timestamps. Rows come out in file
+order; an item listed twice is yielded twice and `prepare` keeps the first.
 """
 from __future__ import annotations
 
@@ -36,33 +39,34 @@ class TabularSource:
     def __init__(self, raw_dir: str, **_unused):
         if not raw_dir or not fileio.isdir(raw_dir):
             raise ConfigError(f"{raw_dir}: raw dir not found (--raw_dir)")
-        self.interactions_path = _table_path(raw_dir, "interactions")
-        if self.interactions_path is None:
-            raise ConfigError(
-                f"{raw_dir}: no interactions table (interactions{'|'.join(_SUFFIXES)})")
-        self.items_path = _table_path(raw_dir, "items")
+        self.interactions_paths = _table_paths(raw_dir, "interactions")
+        if not self.interactions_paths:
+            raise ConfigError(f"{raw_dir}: no interactions table (interactions{'|'.join(_SUFFIXES)}, "
+                              f"or parts interactions-*{'|'.join(_SUFFIXES)})")
+        self.items_paths = _table_paths(raw_dir, "items")
 
-    def interactions(self, policy: BadRecordPolicy) -> Iterator[Interaction]:
-        path = self.interactions_path
-        for record, row in _read_table(path, INTERACTION_COLUMNS, (), policy):
-            try:
-                yield checked_interaction(path, record, row["user_id"], row["item_id"],
-                                          row["rating"], row["timestamp"])
-            except BadRecordError as e:
-                policy.handle(e)
+    def interaction_parts(self) -> list[str]:
+        return list(self.interactions_paths)
+
+    def interactions(self, policy: BadRecordPolicy, part: str | None = None) -> Iterator[Interaction]:
+        for path in [part] if part else self.interactions_paths:
+            for record, row in _read_table(path, INTERACTION_COLUMNS, (), policy):
+                try:
+                    yield checked_interaction(path, record, row["user_id"], row["item_id"],
+                                              row["rating"], row["timestamp"])
+                except BadRecordError as e:
+                    policy.handle(e)
 
     def items(self, policy: BadRecordPolicy) -> Iterator[ItemInfo]:
         """The item table's rows; nothing when there is no item table."""
-        if self.items_path is None:
-            return
-        path = self.items_path
-        for record, row in _read_table(path, ITEM_COLUMNS, OPTIONAL_ITEM_COLUMNS, policy):
-            text = {k: _text(v) for k, v in row.items()}
-            if not text["item_id"]:
-                policy.handle(BadRecordError(path, record, "item_id", "empty id"))
-                continue
-            yield ItemInfo(text["item_id"], title=text["title"], category=text["category"],
-                           brand=text["brand"], description=text.get("text", ""))
+        for path in self.items_paths:
+            for record, row in _read_table(path, ITEM_COLUMNS, OPTIONAL_ITEM_COLUMNS, policy):
+                text = {k: _text(v) for k, v in row.items()}
+                if not text["item_id"]:
+                    policy.handle(BadRecordError(path, record, "item_id", "empty id"))
+                    continue
+                yield ItemInfo(text["item_id"], title=text["title"], category=text["category"],
+                               brand=text["brand"], description=text.get("text", ""))
 
 
 def _read_table(path: str, required: tuple[str, ...], optional: tuple[str, ...],
@@ -158,11 +162,14 @@ def _columns(path: str, record: int | None, header: list[str], required: tuple[s
     return {name: header.index(name) for name in required + optional if name in header}
 
 
-def _table_path(raw_dir: str, stem: str) -> str | None:
-    found = [fileio.join(raw_dir, stem + s) for s in _SUFFIXES if fileio.exists(fileio.join(raw_dir, stem + s))]
+def _table_paths(raw_dir: str, stem: str) -> list[str]:
+    """The files of one table: `stem.<suffix>`, or its parts `stem-*.<suffix>` in name order."""
+    found = [[path] for s in _SUFFIXES if fileio.exists(path := fileio.join(raw_dir, stem + s))]
+    found += [parts for s in _SUFFIXES if (parts := fileio.glob(fileio.join(raw_dir, f"{stem}-*{s}")))]
     if len(found) > 1:
-        raise ConfigError(f"{raw_dir}: several {stem} tables ({', '.join(map(fileio.basename, found))}); keep one")
-    return found[0] if found else None
+        names = ", ".join(fileio.basename(p[0]) + (f" (+{len(p) - 1} parts)" if len(p) > 1 else "") for p in found)
+        raise ConfigError(f"{raw_dir}: several {stem} tables ({names}); keep one")
+    return found[0] if found else []
 
 
 def _text(value: object) -> str:

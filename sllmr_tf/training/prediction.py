@@ -17,18 +17,22 @@ _MODEL_FEATURES = tuple(f.name for f in features.model_features())
 
 def predict_split(backbone: tf.keras.Model, data_dir: str, split: str, batch_size: int = 4096) -> Predictions:
     """Stream the split once; only a handful of numbers per row are kept."""
+    batches = interaction_batches(data_dir, split, batch_size)
+    # One trace whatever the batch size (the last batch is smaller): an experiment predicts
+    # dozens of splits in one process, and a trace per shape made TensorFlow warn about retracing.
+    signature = {name: batches.element_spec[0][name] for name in _MODEL_FEATURES}
 
-    @tf.function
+    @tf.function(input_signature=[signature])
     def probabilities(x):
-        return tf.sigmoid(backbone({name: x[name] for name in _MODEL_FEATURES}, training=False)[:, 0])
+        return tf.sigmoid(backbone(x, training=False)[:, 0])
 
     keep = {"users": "user_id", "items": "item_id", "is_cold_user": "is_cold_user",
             "is_longtail_item": "is_longtail_item", "item_pop": "item_pop"}
     heavy = segments.heavy_users(DatasetDir(data_dir).user_lookup()["train_positives"])
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("labels", "probs", *keep)}
-    for x, y in interaction_batches(data_dir, split, batch_size):
+    for x, y in batches:
         parts["labels"].append(y.numpy())
-        parts["probs"].append(probabilities(x).numpy())
+        parts["probs"].append(probabilities({name: x[name] for name in _MODEL_FEATURES}).numpy())
         for field, name in keep.items():
             parts[field].append(x[name].numpy())
     if not parts["labels"]:

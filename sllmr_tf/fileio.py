@@ -63,7 +63,12 @@ def isdir(path: str) -> bool:
 
 
 def makedirs(path: str) -> None:
-    _gfile().makedirs(path)
+    """Create a directory and its parents. Local ones get the mode the umask leaves (as files
+    do), so a team with umask 002 can share a data dir; tf.io.gfile would make them 0755."""
+    if is_url(path):
+        _gfile().makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
 
 
 def listdir(path: str) -> list[str]:

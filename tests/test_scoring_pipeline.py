@@ -184,11 +184,11 @@ def test_unusable_answers_are_retried_with_a_reminder_and_counted(data_dir, tmp_
     assert answers["answers_parsed"] == 30 and summary["lists"]["scored"] == 10
 
 
-def test_lists_without_a_usable_answer_are_skipped_and_the_job_finishes(data_dir, tmp_path):
-    summary = _score(data_dir, FormatStubbornBackend(), tmp_path, max_lists=10, max_retries=0)
-    assert summary["lists"]["skipped"] == 10 and summary["pairs"]["written"] == 0
-    assert summary["answers"]["answers_malformed"] == 30
-    assert read_pairs(str(tmp_path))["user_id"].size == 0
+def test_a_job_where_no_list_gets_a_usable_answer_fails_naming_the_last_answer(data_dir, tmp_path):
+    with pytest.raises(ScoringAborted, match=r"^none of 10 lists got a usable answer \(0 requests failed, 30 "
+                                             r"answers unusable\); last: unusable answer "):
+        _score(data_dir, FormatStubbornBackend(), tmp_path, max_lists=10, max_retries=0)
+    assert not os.path.exists(os.path.join(tmp_path, "pairs-00000-of-00001.tfrecord.gz"))
 
 
 def test_failing_requests_skip_their_lists_without_ending_the_job(data_dir, tmp_path):

@@ -27,7 +27,7 @@ FLAGS = flags.FLAGS
 config_flags.define(PrepareConfig)
 config_flags.define(RunnerConfig)
 flags.DEFINE_string("data_dir", None, "Output dataset directory.", required=True)
-flags.DEFINE_bool("overwrite", False, "Replace a dataset prepared with another config.")
+flags.DEFINE_bool("overwrite", False, "Replace a dataset prepared from other settings or raw files.")
 for _flag, _field in SYNTHETIC_FLAGS.items():
     flags.DEFINE_integer(_flag, None, f"Synthetic world: {_field} (default {getattr(WorldConfig(), _field)}).")
 

@@ -36,7 +36,7 @@ def order_of(part: int, position: int) -> int:
 
 class ReadInteractions(beam.PTransform):
     """Every raw interaction as (order, (user, item, rating, timestamp)); outputs `records`,
-    COUNTS ({"interactions_read": n, ...}) and FAILURE ((key, BadRecordError))."""
+    COUNTS ({"interactions_read": n, "ids_stripped": n, ...}) and FAILURE ((key, BadRecordError))."""
 
     def __init__(self, source: RawSource, on_bad_record: str, log: Callable[[str], None] | None = None):
         super().__init__()
@@ -99,7 +99,7 @@ class _ReadItems(beam.DoFn):
 
 def _counts(name: str, read: int, policy: BadRecordPolicy) -> beam.pvalue.TaggedOutput:
     skipped = {f"bad_records_skipped/{file_name}": count for file_name, count in policy.skipped.items()}
-    return beam.pvalue.TaggedOutput(COUNTS, {name: read, **skipped})
+    return beam.pvalue.TaggedOutput(COUNTS, {name: read, "ids_stripped": policy.ids_stripped, **skipped})
 
 
 class FirstItemRows(beam.PTransform):

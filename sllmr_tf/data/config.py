@@ -3,8 +3,6 @@ and where its pipeline runs (`RunnerConfig`), which changes nothing in the data.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 
 from sllmr_tf.data.readers import SOURCES
 from sllmr_tf.errors import ConfigError
@@ -21,7 +19,7 @@ RUNNERS = ("local", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRun
 
 @dataclasses.dataclass(frozen=True)
 class PrepareConfig:
-    """What `prepare` does to the raw data; its fingerprint names the dataset version.
+    """What `prepare` does to the raw data; with the raw files it names the dataset version (lineage.py).
 
     The defaults are the evaluation protocol of DESIGN.md section 4 on explicit
     ratings: leave-last-12-out with 9 sampled negatives per held-out positive,
@@ -68,14 +66,10 @@ class PrepareConfig:
         if not 0.0 <= self.cold_user_fraction < 1.0:
             raise ConfigError(f"cold_user_fraction must be in [0, 1), got {self.cold_user_fraction}")
 
-    def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True,
-                                         default=str).encode()).hexdigest()[:16]
-
 
 @dataclasses.dataclass(frozen=True)
 class RunnerConfig:
-    """Where the prepare pipeline runs. Not part of the fingerprint: every runner writes the same bytes."""
+    """Where the prepare pipeline runs. Not part of the dataset fingerprint: every runner writes the same bytes."""
 
     runner: str = option("local", "Apache Beam runner: local (this machine) or DataflowRunner, FlinkRunner, "
                          "SparkRunner, PortableRunner; give the runner's own options after --.",

@@ -1,7 +1,8 @@
 """The dataset directory contract between `prepare` and every later stage.
 
     data_dir/
-      stats.json                 counts, segment sizes, vocab sizes, the prepare config; written last
+      stats.json                 counts, segment sizes, vocab sizes, the prepare config, the dataset
+                                 fingerprint and raw files (lineage.py), each shard's size; written last
       vocab/<name>.txt           one raw id per line; line k is index k (0 = padding/OOV)
       items.jsonl                one row per item index 1..n, in index order (see `items`)
       users.jsonl                one row per user index 1..n, in index order (see `users`)
@@ -15,7 +16,10 @@ same bytes on every run and runner).
 A directory is complete exactly when stats.json exists: `prepare` builds it
 under a temporary name, writes stats.json last and renames it into place.
 On object stores, where a rename is a copy, readers must not trust a
-directory without stats.json (`DatasetDir` refuses one).
+directory without stats.json (`DatasetDir` refuses one). stats.json lists
+every shard with its size, so a consumer can refuse a truncated or missing one
+up front (`check_shards`), and the dataset fingerprint, which every artifact
+made from the dataset records (`check_lineage`).
 """
 from __future__ import annotations
 
@@ -39,6 +43,12 @@ def split_shard_path(data_dir: str, split: str, index: int, count: int) -> str:
     return fileio.join(data_dir, split, shards.shard_name(SHARD_PREFIX, index, count))
 
 
+def shard_sizes(data_dir: str, split: str) -> dict[str, int]:
+    """File name -> size in bytes of each shard of a split as it is on disk."""
+    return {fileio.basename(path): fileio.size(path)
+            for path in fileio.glob(fileio.join(data_dir, split, shards.shard_glob(SHARD_PREFIX)))}
+
+
 class DatasetDir:
     """Read access to a prepared dataset.
 
@@ -59,6 +69,48 @@ class DatasetDir:
         if split not in SPLITS:
             raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
         return fileio.glob(fileio.join(self.path, split, shards.shard_glob(SHARD_PREFIX)))
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The dataset's lineage fingerprint (None for a dataset prepared before it was recorded)."""
+        return self.stats.get("dataset_fingerprint")
+
+    def check_lineage(self, recorded: str | None, artifact: str) -> None:
+        """Refuse an artifact made from another dataset.
+
+        Args:
+            recorded: the dataset fingerprint the artifact records (None: it records none).
+            artifact: the artifact, as the message names it (a path).
+
+        Raises:
+            ArtifactError: naming both fingerprints.
+        """
+        if recorded is not None and self.fingerprint is not None and recorded != self.fingerprint:
+            raise ArtifactError(f"{artifact} was made from dataset {recorded}, but {self.path} is dataset "
+                                f"{self.fingerprint}; give the data_dir it was made from (or remake it)")
+
+    def check_shards(self) -> None:
+        """Every shard stats.json lists is there with its recorded size, and no other.
+
+        Raises:
+            ArtifactError: naming the first shard that is missing, of another size, or unlisted.
+        """
+        recorded = self.stats.get("shards")
+        if recorded is None:  # prepared before the shard sizes were recorded
+            return
+        fix = "prepare it again (sllmr-prepare --overwrite)"
+        for split in SPLITS:
+            found = shard_sizes(self.path, split)
+            for name, size in sorted(recorded[split].items()):
+                where = fileio.join(self.path, split, name)
+                if name not in found:
+                    raise ArtifactError(f"{where}: missing; {STATS_FILE} lists it ({size:,} bytes); {fix}")
+                if found[name] != size:
+                    raise ArtifactError(f"{where}: {found[name]:,} bytes, {STATS_FILE} says {size:,} "
+                                        f"(truncated or replaced); {fix}")
+            for name in sorted(set(found) - set(recorded[split])):
+                raise ArtifactError(f"{fileio.join(self.path, split, name)}: not listed in {STATS_FILE} "
+                                    f"(left by another prepare?); {fix}")
 
     def vocab(self, name: str) -> list[str]:
         """Raw ids in index order; element 0 is the padding/OOV slot ''."""

@@ -6,7 +6,11 @@
       log-<i>-of-<n>.jsonl            every prompt and raw answer, for inspection
       cache/responses-*.jsonl         the response cache, shared by every shard
 
-A shard exists only complete (written under a temporary name, then renamed).
+A shard exists only complete (written under a temporary name, then renamed);
+a scorer that fails leaves no pair shard and no summary. Each summary records
+the dataset it was scored on (`dataset_fingerprint`), so `scored_dataset`
+refuses, before training starts, a dir with no pairs, an unfinished shard, or
+pairs of several datasets.
 """
 from __future__ import annotations
 
@@ -37,6 +41,34 @@ def log_path(pairs_dir: str, shard_index: int, num_shards: int) -> str:
 
 def default_cache_dir(pairs_dir: str) -> str:
     return fileio.join(pairs_dir, CACHE_DIR)
+
+
+def scored_dataset(pairs_dir: str) -> str | None:
+    """The dataset fingerprint of a complete pairs dir that holds pairs.
+
+    Returns:
+        The fingerprint the summaries record (None if they predate it).
+
+    Raises:
+        ArtifactError: no pair shards, a pair shard without its summary, no pairs at all, or
+            summaries of several datasets.
+    """
+    summaries = []
+    for path in pair_shards(pairs_dir):
+        suffix = fileio.basename(path)[len(PAIRS_PREFIX) + 1:-len(shards.TFRECORD_EXTENSION)]  # <i>-of-<n>
+        summary = fileio.read_json(fileio.join(pairs_dir, f"{SUMMARY_PREFIX}-{suffix}.json"))
+        if summary is None:
+            raise ArtifactError(f"{path}: no summary beside it (its scorer has not finished); "
+                                "run that shard of sllmr-score again")
+        summaries.append(summary)
+    if not sum(summary["pairs"]["written"] for summary in summaries):
+        raise ArtifactError(f"{pairs_dir}: the scorer wrote 0 pairs (see its summary and log); "
+                            "score again (sllmr-score)")
+    fingerprints = sorted({summary.get("dataset_fingerprint") for summary in summaries} - {None})
+    if len(fingerprints) > 1:
+        raise ArtifactError(f"{pairs_dir}: pair shards of several datasets ({', '.join(fingerprints)}); "
+                            "score each dataset into its own pairs dir")
+    return fingerprints[0] if fingerprints else None
 
 
 def encode_pair(pair: Mapping[str, object]) -> bytes:

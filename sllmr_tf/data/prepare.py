@@ -7,7 +7,8 @@ temporary sibling directory, named so that a later run can tell it belongs
 to a killed process and remove it (`fileio.owned_temporary_sibling`); when
 the pipeline succeeds, its summary becomes stats.json, written last, and the
 directory is renamed into place. A killed run never leaves a dataset that
-looks complete, and a rerun with the same config is a no-op.
+looks complete, and a rerun with the same settings and raw files (the same
+`lineage.dataset_lineage` fingerprint) is a no-op.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 from typing import Callable
 
 from sllmr_tf import fileio, segments
-from sllmr_tf.data import beam_runner, dataset_dir, prepare_pipeline
+from sllmr_tf.data import beam_runner, dataset_dir, lineage as lineage_lib, prepare_pipeline
 from sllmr_tf.data.config import PrepareConfig, RunnerConfig
 from sllmr_tf.data.records import RawSource
 from sllmr_tf.errors import ArtifactError, DataError
@@ -24,17 +25,18 @@ from sllmr_tf.errors import ArtifactError, DataError
 Log = Callable[[str], None]
 WORK_DIR = ".pipeline"  # inside the temporary directory: the pipeline's summary for the driver
 TEMPORARY_TAGS = ("prepare", "old")
+COLD_USER_WARNING = 0.5  # share of cold-start users above which prepare warns
 
 
 def prepare(config: PrepareConfig, source: RawSource, data_dir: str, overwrite: bool = False,
             log: Log = print, runner: RunnerConfig = RunnerConfig()) -> dict:
-    """Build `data_dir` from `source`; idempotent for the same config.
+    """Build `data_dir` from `source`; idempotent for the same config and raw files.
 
     Args:
         config: the prepare settings (validated here).
         source: the raw source the config names (`readers.open_source(config)`).
         data_dir: the output directory; replaced only with `overwrite`.
-        overwrite: replace a dataset prepared with another config.
+        overwrite: replace a dataset prepared from other settings or raw files.
         log: where progress lines go.
         runner: where the pipeline runs (default: this process).
 
@@ -43,23 +45,25 @@ def prepare(config: PrepareConfig, source: RawSource, data_dir: str, overwrite: 
 
     Raises:
         UserError: bad config, bad records, data too small to split, or an existing
-            dataset of another config without `overwrite`.
+            dataset of other settings or raw files without `overwrite`.
     """
     config.validate()
     beam_runner.pipeline_options(runner)  # refuses bad runner options before any work
+    lineage = {"config": dataclasses.asdict(config), **lineage_lib.dataset_lineage(config, source)}
     existing = fileio.read_json(fileio.join(data_dir, dataset_dir.STATS_FILE))
     if existing is not None:
-        if existing.get("config_fingerprint") == config.fingerprint():
-            log(f"{data_dir} is already prepared with this config; nothing to do")
+        if existing.get("dataset_fingerprint") == lineage["dataset_fingerprint"]:
+            log(f"{data_dir} is already prepared from these raw files with these settings; nothing to do")
             return existing
         if not overwrite:
-            raise ArtifactError(f"{data_dir} holds a dataset prepared with another config; "
+            raise ArtifactError(f"{data_dir} holds a dataset prepared from other input "
+                                f"({'; '.join(lineage_lib.differences(existing, lineage))}); "
                                 "pass --overwrite to replace it")
     for path in fileio.remove_abandoned_siblings(data_dir, TEMPORARY_TAGS):
         log(f"removed {path}, left by a run that was killed")
     tmp = fileio.owned_temporary_sibling(data_dir, "prepare")
     try:
-        stats = _build(config, source, tmp, runner, log)
+        stats = _build(config, source, tmp, runner, log, lineage)
         _replace_dir(tmp, data_dir)
     except BaseException:
         fileio.rmtree(tmp)
@@ -77,7 +81,8 @@ def _replace_dir(tmp: str, data_dir: str) -> None:
         fileio.rename(tmp, data_dir)
 
 
-def _build(config: PrepareConfig, source: RawSource, out: str, runner: RunnerConfig, log: Log) -> dict:
+def _build(config: PrepareConfig, source: RawSource, out: str, runner: RunnerConfig, log: Log,
+           lineage: dict) -> dict:
     started = time.time()
     work = fileio.join(out, WORK_DIR)
     log(f"prepare pipeline: {beam_runner.describe(runner)}")
@@ -90,12 +95,16 @@ def _build(config: PrepareConfig, source: RawSource, out: str, runner: RunnerCon
     log(f"read {summary['interactions_read']:,} interactions "
         f"({summary['interactions_read'] - summary.get('pairs_read', 0):,} repeated user-item pairs merged)"
         + (f", skipped {sum(skipped.values())} bad records" if skipped else ""))
+    if summary.get("ids_stripped"):
+        log(f"stripped surrounding spaces from the ids of {summary['ids_stripped']:,} interactions")
     if not summary.get("users"):
         raise DataError(f"{config.dataset}: no interactions left after reading and filtering")
     splits = {name: summary[name] for name in dataset_dir.SPLITS}
     _check_splits(splits, summary["users"], summary["max_events"], config)
     for name, counts in splits.items():
         log(f"{name}: {counts['examples']:,} examples in {config.num_shards} shards")
+    for warning in split_warnings(splits, summary["users"], summary["cold_start_users"], config):
+        log(f"warning: {warning}")
     stats = {
         "dataset": config.dataset,
         "num_users": summary["users"],
@@ -111,8 +120,9 @@ def _build(config: PrepareConfig, source: RawSource, out: str, runner: RunnerCon
         "splits": splits,
         "vocab_sizes": {"user": summary["users"], **summary["vocab"]},
         "bad_records_skipped": skipped,
-        "config": dataclasses.asdict(config),
-        "config_fingerprint": config.fingerprint(),
+        "ids_stripped": summary.get("ids_stripped", 0),
+        "shards": {name: dataset_dir.shard_sizes(out, name) for name in dataset_dir.SPLITS},
+        **lineage,
         "prepare_seconds": round(time.time() - started, 2),
     }
     fileio.write_json(fileio.join(out, dataset_dir.STATS_FILE), stats)
@@ -152,4 +162,16 @@ def _check_splits(splits: dict[str, dict], num_users: int, most: int, config: Pr
                         f"{negatives:,} negative examples: {reason}")
 
 
-
+def split_warnings(splits: dict[str, dict], num_users: int, cold_users: int, config: PrepareConfig) -> list[str]:
+    """What makes a split a poor experiment while still usable: most users cold-start, or a test
+    split larger than train (leave-last-k-out on users with few events). With the numbers."""
+    warnings = []
+    if cold_users > COLD_USER_WARNING * num_users:
+        warnings.append(f"{cold_users:,} of {num_users:,} users ({cold_users / num_users:.0%}) are cold-start "
+                        f"({segments.COLD_START_DEFINITION}) after leave-last-{config.test_k}-out; a smaller "
+                        "--test_k / --valid_k leaves more of each user's events in train")
+    train, test = splits["train"]["examples"], splits["test"]["examples"]
+    if test > train:
+        warnings.append(f"test has {test:,} examples, train {train:,}: the model learns from less than it is "
+                        "tested on; lower --test_k or --eval_negatives")
+    return warnings

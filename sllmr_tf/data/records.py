@@ -50,21 +50,29 @@ class ItemInfo:
 def checked_interaction(path: str, record: int | None, user: object, item: object,
                         rating: object, timestamp: object, time_unit: int = 1,
                         names: tuple[str, str, str, str] = ("user_id", "item_id", "rating", "timestamp"),
-                        ) -> Interaction:
+                        policy: BadRecordPolicy | None = None) -> Interaction:
     """Build an `Interaction` from one raw record's values, or raise naming the bad field.
 
     Every reader funnels its raw values through here so that empty ids, non-numeric
     ratings and negative timestamps are rejected the same way whatever the format.
     `time_unit` divides the timestamp (1000 for millisecond clocks); `names` are the
     source's own field names, used in error messages.
+
+    Ids are stripped of surrounding whitespace, not refused: padded ids are what
+    spreadsheet and fixed-width exports produce, and an id differing from another
+    only in outer spaces never names another entity. The `policy` counts the
+    records so normalised (stats.json `ids_stripped`), so the merge is visible.
     """
     user_field, item_field, rating_field, time_field = names
     ids = {}
+    stripped = False
     for field, value in ((user_field, user), (item_field, item)):
-        text = "" if value is None else str(value).strip()
+        raw = "" if value is None else str(value)
+        text = raw.strip()
         if not text:
             raise BadRecordError(path, record, field, "empty id")
         ids[field] = text
+        stripped |= text != raw
     numbers = {}
     for field, value in ((rating_field, rating), (time_field, timestamp)):
         try:
@@ -76,6 +84,8 @@ def checked_interaction(path: str, record: int | None, user: object, item: objec
         numbers[field] = number
     if numbers[time_field] < 0:
         raise BadRecordError(path, record, time_field, f"negative value {timestamp!r}")
+    if stripped and policy is not None:
+        policy.ids_stripped += 1
     return Interaction(ids[user_field], ids[item_field], numbers[rating_field],
                        int(numbers[time_field]) // time_unit)
 
@@ -90,6 +100,7 @@ class BadRecordPolicy:
             raise ConfigError(f"on_bad_record must be one of {self.MODES}, got {mode!r}")
         self.mode = mode
         self.skipped: collections.Counter = collections.Counter()
+        self.ids_stripped = 0  # records whose ids had surrounding whitespace (checked_interaction)
         self.examples: list[str] = []
 
     def handle(self, error: BadRecordError) -> None:
@@ -115,6 +126,10 @@ class RawSource(Protocol):
     name: str
 
     def interaction_parts(self) -> list[str]: ...
+
+    def raw_files(self) -> list[str]:
+        """Every file the source reads (the dataset fingerprint hashes them, lineage.py)."""
+        ...
 
     def interactions(self, policy: BadRecordPolicy, part: str | None = None) -> Iterator[Interaction]: ...
 

@@ -35,7 +35,7 @@ def export_run(config: ExportConfig, log: Callable[[str], None] = print) -> str:
     config.validate()
     _, metrics = artifacts.finished_run(config.model_dir)
     data = DatasetDir(config.data_dir or metrics["data_dir"])
-    artifacts.check_vocabularies(config.model_dir, data)
+    artifacts.check_dataset(config.model_dir, data)
     version = config.version or versions.next_version(config.export_base)
     backbone = artifacts.load_backbone(config.model_dir)
     module = signatures.serving_module(backbone)

@@ -1,6 +1,7 @@
 """assets.extra/sllmr_run.json: which run an export serves, readable next to the model.
 
-One function builds it, so later additions (a lineage fingerprint) have one home.
+One function builds it. It carries the lineage of the training data (the dataset
+fingerprint train_config.json records), so a served model names the data it learnt from.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ RUN_FILE = "sllmr_run.json"
 
 
 def run_identity(model_dir: str) -> dict:
-    """The run's backbone, method, seed, dataset, pairs and whole train config.
+    """The run's backbone, method, seed, dataset and its fingerprint, pairs and whole train config.
 
     Raises:
         ArtifactError: model_dir is not a finished run.
@@ -21,6 +22,7 @@ def run_identity(model_dir: str) -> dict:
     return {
         "backbone": metrics["backbone"], "method": metrics["method"], "seed": metrics["seed"],
         "data_dir": metrics["data_dir"], "pairs_dir": metrics["pairs_dir"],
+        "dataset_fingerprint": train_config.get(artifacts.DATASET_FINGERPRINT),
         "model_dir": fileio.absolute(model_dir), "train_config": train_config,
         "sllmr_tf_version": sllmr_tf.__version__,
     }

@@ -8,7 +8,10 @@ Each list is asked in `num_orders` shuffled orders; an unusable answer is asked
 again with a stricter prompt up to `max_retries` times (a deterministic backend
 is asked once per list, without retries); a list with no usable answer is
 skipped and counted. A request that gets no answer (`TransportError`) counts as a
-failed request; many in a row abort the job (`ScoringAborted`).
+failed request; many in a row abort the job (`ScoringAborted`), and so does a
+job whose lists all went without a usable answer: it names the last error and
+leaves no pair shard or summary, so training cannot mistake it for a result.
+The summary records the dataset's fingerprint, which training checks.
 Requests run on a bounded thread pool; results are consumed in list order,
 so the output does not depend on the concurrency. A backend may expose
 `true_correct_prob(user, item_a, item_b)` and `true_informed_prob(...)`
@@ -75,7 +78,8 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
 
     Raises:
         ConfigError: an invalid config.
-        ScoringAborted: max_consecutive_failures requests in a row got no answer.
+        ScoringAborted: max_consecutive_failures requests in a row got no answer, or no list
+            got a usable answer.
     """
     config.validate()
     dataset = DatasetDir(data_dir)
@@ -131,6 +135,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     counts: collections.Counter = collections.Counter()
     start = last_report = time.time()
     consecutive_failures = 0
+    last_problem = ""
     pair_path = pairs_dir_lib.pair_shard_path(pairs_dir, config.shard_index, config.num_shards)
     log_path = pairs_dir_lib.log_path(pairs_dir, config.shard_index, config.num_shards)
     try:
@@ -141,6 +146,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
                 for result in pool.map(ask_list, lists[begin:begin + chunk]):
                     for ask in result.asks:
                         _count_ask(counts, ask)
+                        last_problem = _problem(ask) or last_problem
                         consecutive_failures = consecutive_failures + 1 if ask.error else 0
                         log_file.write(json.dumps(_log_row(result.cl, ask)) + "\n")
                     if consecutive_failures >= config.max_consecutive_failures:
@@ -150,10 +156,15 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
                 if time.time() - last_report >= config.progress_every_s:
                     last_report = time.time()
                     log(_progress(counts, len(lists), last_report - start))
+            if lists and not counts["lists_scored"]:  # raised inside, so the empty shard is removed
+                raise ScoringAborted(f"none of {len(lists):,} lists got a usable answer "
+                                     f"({counts['request_failures']:,} requests failed, "
+                                     f"{counts['answers_malformed']:,} answers unusable); last: {last_problem}")
     finally:
         cache.close()  # after the pool has joined its threads
     elapsed = time.time() - start
-    summary = _summary(counts, backend, config, len(lists), num_orders, elapsed, cache.torn_lines)
+    summary = {**_summary(counts, backend, config, len(lists), num_orders, elapsed, cache.torn_lines),
+               "dataset_fingerprint": dataset.fingerprint}
     fileio.write_json(pairs_dir_lib.summary_path(pairs_dir, config.shard_index, config.num_shards), summary)
     log(_progress(counts, len(lists), elapsed))
     return summary
@@ -211,6 +222,15 @@ def _write_pairs(result: _ListResult, writer: shards.ShardWriter, counts: collec
         if segments.outcome_known(outcome):
             counts["pairs_outcome_known"] += 1
             counts["pairs_agree_with_train"] += bool(segments.llm_agrees(outcome))
+
+
+def _problem(ask: _Ask) -> str:
+    """Why an ask gave no usable answer, in one line ('' when it did)."""
+    if ask.error:
+        return " ".join(ask.error.split())
+    if not ask.response.ok:
+        return "unusable answer " + json.dumps(ask.response.raw[:200])
+    return ""
 
 
 def _log_row(cl: CandidateList, ask: _Ask) -> dict:

@@ -1,7 +1,7 @@
 """The model_dir layout that sllmr-train writes and sllmr-eval / sllmr-export read.
 
     model_dir/
-      train_config.json        the run's settings; a restart must match them
+      train_config.json        the run's settings and dataset_fingerprint; a restart must match them
       backbone.json            {"name", "config" (BackboneConfig fields), "vocab_sizes"}
       backbone/weights.*       TF checkpoint of the trained backbone alone (best epoch)
       best/weights.*           best-epoch weights of the whole training model (early stopping)
@@ -36,6 +36,7 @@ EARLY_STOPPING = "early_stopping.json"
 BACKUP_DIR = "backup"
 LOGS_DIR = "logs"
 METRICS = "metrics.json"
+DATASET_FINGERPRINT = "dataset_fingerprint"  # in train_config.json: the lineage of the training data
 
 
 def path(model_dir: str, name: str) -> str:
@@ -85,8 +86,10 @@ def finished_run(model_dir: str) -> tuple[dict, dict]:
     return train_config, metrics
 
 
-def check_vocabularies(model_dir: str, data: DatasetDir) -> None:
-    """Raises ArtifactError if `data`'s vocabularies differ from those the run was trained with."""
+def check_dataset(model_dir: str, data: DatasetDir) -> None:
+    """Raises ArtifactError if `data` is not the dataset the run was trained on (another lineage,
+    when both record one), or its vocabularies differ from those the run was trained with."""
+    data.check_lineage((fileio.read_json(path(model_dir, TRAIN_CONFIG)) or {}).get(DATASET_FINGERPRINT), model_dir)
     trained_on = (fileio.read_json(path(model_dir, BACKBONE_JSON)) or {}).get("vocab_sizes")
     if trained_on is not None and trained_on != features.vocab_sizes(data.stats):
         raise ArtifactError(f"{data.path}: vocabulary sizes {features.vocab_sizes(data.stats)} differ from "

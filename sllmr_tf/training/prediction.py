@@ -62,10 +62,12 @@ def evaluate_run(config: EvalConfig) -> dict:
         The split's metrics block.
 
     Raises:
-        ArtifactError: the run is not finished, or the dataset's vocabularies differ from the
-            ones the run was trained with.
+        ArtifactError: the run is not finished, the dataset is not the one it was trained on,
+            or one of the dataset's shards is missing or resized.
     """
-    artifacts.check_vocabularies(config.model_dir, DatasetDir(config.data_dir))
+    data = DatasetDir(config.data_dir)
+    data.check_shards()
+    artifacts.check_dataset(config.model_dir, data)
     backbone = artifacts.load_backbone(config.model_dir)
     block = evaluate_split(backbone, config.data_dir, config.split, config.batch_size, config.num_bootstrap,
                            config.seed)

@@ -5,7 +5,10 @@ BackupAndRestore (a killed run resumes at its last finished epoch), early
 stopping on validation AUC that survives restarts, TensorBoard -> the best
 epoch's backbone saved alone -> valid and test metrics with intervals ->
 metrics.json. Rerunning a finished run returns its metrics without training;
-rerunning with other settings in the same model_dir is refused.
+rerunning with other settings or another dataset in the same model_dir is
+refused. The dataset's shards, and the pairs dir's completeness and lineage,
+are checked before anything is written into model_dir, so a refused run
+leaves it as it was.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Callable, Sequence
 import tensorflow as tf
 
 from sllmr_tf import features, fileio
+from sllmr_tf.data import pairs_dir as pairs_dir_lib
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.errors import ArtifactError
 from sllmr_tf.models.build import build_backbone
@@ -52,7 +56,10 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     """
     method = config.validate()
     data = DatasetDir(config.data_dir)
-    if _claim_model_dir(config, overwrite, log) == "finished":
+    data.check_shards()
+    if method.uses_pairs:
+        data.check_lineage(pairs_dir_lib.scored_dataset(config.pairs_dir), config.pairs_dir)
+    if _claim_model_dir(config, data, overwrite, log) == "finished":
         return fileio.read_json(artifacts.path(config.model_dir, artifacts.METRICS))
     table = load_pairs_table(config.pairs_dir, data, method.keep_augmented) if method.uses_pairs else None
     if config.pairs_dir and not method.uses_pairs:
@@ -120,8 +127,9 @@ def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches
     return out
 
 
-def _claim_model_dir(config: TrainConfig, overwrite: bool, log: Log) -> str:
-    """'new', 'resume' or 'finished'; refuses a model_dir holding another run."""
+def _claim_model_dir(config: TrainConfig, data: DatasetDir, overwrite: bool, log: Log) -> str:
+    """'new', 'resume' or 'finished'; refuses a model_dir holding another run or trained on
+    another dataset. train_config.json holds the settings and the dataset's fingerprint."""
     config_path = artifacts.path(config.model_dir, artifacts.TRAIN_CONFIG)
     saved = fileio.read_json(config_path)
     if overwrite and saved is not None:
@@ -131,8 +139,9 @@ def _claim_model_dir(config: TrainConfig, overwrite: bool, log: Log) -> str:
         if fileio.isdir(config.model_dir) and fileio.listdir(config.model_dir):
             raise ArtifactError(f"{config.model_dir}: not empty and not a training run; "
                                 "use another --model_dir")
-        fileio.write_json(config_path, config.to_json())
+        fileio.write_json(config_path, {**config.to_json(), artifacts.DATASET_FINGERPRINT: data.fingerprint})
         return "new"
+    data.check_lineage(saved.get(artifacts.DATASET_FINGERPRINT), config.model_dir)
     # Where the run lives is not a setting: a run moved or linked elsewhere is the same run.
     differing = sorted(k for k, v in config.to_json().items() if k != "model_dir" and saved.get(k) != v)
     if differing:

@@ -70,13 +70,16 @@ class _AmazonRelease:
     def interaction_parts(self) -> list[str]:
         return [self.reviews_path]
 
+    def raw_files(self) -> list[str]:
+        return [self.reviews_path, self.meta_path]
+
     def interactions(self, policy: BadRecordPolicy, part: str | None = None) -> Iterator[Interaction]:
         path = part or self.reviews_path
         for number, record in self._records(path, json.loads, "JSON", policy):
             try:
                 values = [_required(path, number, record, f) for f in self.review_fields]
                 yield checked_interaction(path, number, *values, time_unit=self.time_unit,
-                                          names=self.review_fields)
+                                          names=self.review_fields, policy=policy)
             except BadRecordError as e:
                 policy.handle(e)
 

@@ -37,12 +37,15 @@ class MovieLens100k:
     def interaction_parts(self) -> list[str]:
         return [self.inter_path]
 
+    def raw_files(self) -> list[str]:
+        return [self.inter_path, self.item_path]
+
     def interactions(self, policy: BadRecordPolicy, part: str | None = None) -> Iterator[Interaction]:
         path = part or self.inter_path
         for number, row in _rows(path, ("user_id", "item_id", "rating", "timestamp"), policy):
             try:
                 yield checked_interaction(path, number, row["user_id"], row["item_id"], row["rating"],
-                                          row["timestamp"])
+                                          row["timestamp"], policy=policy)
             except BadRecordError as e:
                 policy.handle(e)
 

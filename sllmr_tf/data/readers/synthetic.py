@@ -33,6 +33,7 @@ class SyntheticSource:
         base = load_config(config_path(raw_dir)) if raw_dir else WorldConfig()
         overrides = {field: flags[flag] for flag, field in SYNTHETIC_FLAGS.items() if flags.get(flag) is not None}
         self.config = dataclasses.replace(base, **overrides)
+        self._raw_dir = raw_dir
 
     @functools.cached_property
     def world(self) -> SyntheticWorld:
@@ -40,6 +41,10 @@ class SyntheticSource:
 
     def interaction_parts(self) -> list[str]:
         return ["world"]  # generated in one piece
+
+    def raw_files(self) -> list[str]:
+        """The world config file, when there is one; the world itself is generated from it."""
+        return [config_path(self._raw_dir)] if self._raw_dir else []
 
     def interactions(self, policy: BadRecordPolicy, part: str | None = None) -> Iterator[Interaction]:
         """Every interaction, grouped by user in time order (generated records are never bad)."""

@@ -48,12 +48,15 @@ class TabularSource:
     def interaction_parts(self) -> list[str]:
         return list(self.interactions_paths)
 
+    def raw_files(self) -> list[str]:
+        return [*self.interactions_paths, *self.items_paths]
+
     def interactions(self, policy: BadRecordPolicy, part: str | None = None) -> Iterator[Interaction]:
         for path in [part] if part else self.interactions_paths:
             for record, row in _read_table(path, INTERACTION_COLUMNS, (), policy):
                 try:
                     yield checked_interaction(path, record, row["user_id"], row["item_id"],
-                                              row["rating"], row["timestamp"])
+                                              row["rating"], row["timestamp"], policy=policy)
                 except BadRecordError as e:
                     policy.handle(e)
 
@@ -156,6 +159,14 @@ def _arrow_values(pa, column) -> list:
 
 def _columns(path: str, record: int | None, header: list[str], required: tuple[str, ...],
              optional: tuple[str, ...]) -> dict[str, int]:
+    """The index of each required and present optional column.
+
+    A column named twice is refused: which of the two holds the data is a guess.
+    """
+    for name in required + optional:
+        if header.count(name) > 1:
+            raise BadRecordError(path, record, name, f"column appears {header.count(name)} times in the header; "
+                                 "keep one")
     for name in required:
         if name not in header:
             raise BadRecordError(path, record, name, f"missing column (have {', '.join(header) or 'none'})")

@@ -37,11 +37,15 @@ demo: $(STAMP)
 		--pairs_dir=$(WORK)/ml100k_pairs --backbone=deepfm --method=sllmr --model_dir=$(WORK)/deepfm_sllmr
 	$(BIN)/sllmr-eval --flagfile=flags/eval_test.flags --data_dir=$(WORK)/ml100k --model_dir=$(WORK)/deepfm_sllmr
 
+# Two test processes (the suite is mostly one thread at a time); a file's tests stay in one
+# process, so its module fixtures (trained runs) are built once.
+TEST_PROCESSES := -n 2 --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/pytest tests
+	$(BIN)/pytest $(TEST_PROCESSES) tests
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow" -x tests
+	$(BIN)/pytest $(TEST_PROCESSES) -m "not slow" -x tests
 
 # Every benchmark table (BUILD_NOTES.md records the figures). Reuses the demo's data.
 bench: $(STAMP)

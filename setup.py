@@ -31,7 +31,7 @@ setup(
     packages=find_packages(include=["sllmr_tf", "sllmr_tf.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest==9.2.0"],
+        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0"],
         "llm": ["llama-cpp-python[server]==0.3.36"],
         # the yardstick of sllmr_tf/bench/backbones_vs_deepctr.py; never imported by the package
         "bench": ["deepctr==0.9.4"],

@@ -34,33 +34,28 @@ def is_cold_start(train_positives):
 
 
 def long_tail_items(popularity: np.ndarray) -> np.ndarray:
-    """Bool per item index (row 0, padding, is False): bottom 20% of train popularity, ties never split.
-
-    The threshold is the largest popularity p with #(pop <= p) <= 20% of the
-    items; if the least popular value alone exceeds 20%, those items are the tail.
-    """
-    pop = np.asarray(popularity)[1:]
-    values = np.sort(pop)
-    budget = int(np.floor(LONG_TAIL_FRACTION * len(pop)))
-    candidates = np.unique(values)
-    counts = np.searchsorted(values, candidates, side="right")
-    allowed = candidates[counts <= budget]
-    threshold = allowed.max() if len(allowed) else candidates.min()
-    return np.r_[False, pop <= threshold]
+    """Bool per item index (row 0, padding, is False): bottom 20% of train popularity, ties never split."""
+    return _bottom_share(np.asarray(popularity), LONG_TAIL_FRACTION)
 
 
 def heavy_users(train_positives: np.ndarray) -> np.ndarray:
     """Bool per user index (row 0, padding, is False): the 20% of users with the most train
-    positives, ties never split (the mirror of the long-tail rule: the smallest count c with
-    #(count >= c) <= 20% of users; if the largest count alone exceeds 20%, exactly those)."""
-    counts = np.asarray(train_positives)[1:]
-    ascending = np.sort(counts)
-    budget = int(np.floor(HEAVY_USER_FRACTION * len(counts)))
+    positives, ties never split (the long-tail rule on the negated counts)."""
+    return _bottom_share(-np.asarray(train_positives, dtype=np.int64), HEAVY_USER_FRACTION)
+
+
+def _bottom_share(values: np.ndarray, fraction: float) -> np.ndarray:
+    """Bool per index of `values` (row 0, padding, is False): the rows at or below the largest
+    value v with #(values <= v) <= fraction of the rows; if the smallest value alone exceeds
+    that share, exactly the rows holding it."""
+    rows = values[1:]
+    ascending = np.sort(rows)
+    budget = int(np.floor(fraction * len(rows)))
     candidates = np.unique(ascending)
-    at_least = len(ascending) - np.searchsorted(ascending, candidates, side="left")
-    allowed = candidates[at_least <= budget]
-    threshold = allowed.min() if len(allowed) else candidates.max()
-    return np.r_[False, counts >= threshold]
+    at_most = np.searchsorted(ascending, candidates, side="right")
+    allowed = candidates[at_most <= budget]
+    threshold = allowed.max() if len(allowed) else candidates.min()
+    return np.r_[False, rows <= threshold]
 
 
 def longtail_events(item_pop: np.ndarray, items: np.ndarray, share: float = LONGTAIL_EVENT_SHARE) -> np.ndarray:

@@ -19,7 +19,6 @@ import tensorflow as tf
 
 from sllmr_tf import features
 from sllmr_tf.data.dataset_dir import DatasetDir
-from sllmr_tf.models.build import build_backbone
 from sllmr_tf.scoring import pipeline
 from sllmr_tf.scoring.backends import make_backend
 from sllmr_tf.training.config import TrainConfig
@@ -27,7 +26,7 @@ from sllmr_tf.training.gate import fit_gate, gate_signals
 from sllmr_tf.training.gate_report import gate_report, score_every_pair
 from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import load_pairs_table
-from sllmr_tf.training.trainer import train
+from sllmr_tf.training.trainer import train, training_model
 
 pytestmark = pytest.mark.slow
 TEACHERS = {
@@ -76,11 +75,8 @@ def untrained_with_fitted_gate(data_dir: str, pairs_dir: str) -> tuple[dict, Tra
     run: an untrained backbone with the fitted gate reports them as the trained model would."""
     config = TrainConfig(data_dir=data_dir, model_dir="unused", method="sllmr", pairs_dir=pairs_dir, **SETTINGS)
     table = load_pairs_table(pairs_dir, DatasetDir(data_dir))
-    gate, _ = fit_gate({**table.columns, **table.sides})
-    backbone = build_backbone(config.backbone, features.vocab_sizes(DatasetDir(data_dir).stats),
-                              config.backbone_config())
-    model = TrainingModel(backbone, config.validate(), llm_loss_weight=config.llm_loss_weight,
-                          confidence_weighting=config.confidence_weighting, gate=gate)
+    gate, _ = fit_gate(table.rows())
+    model = training_model(config, config.validate(), features.vocab_sizes(DatasetDir(data_dir).stats), gate)
     return {"gate": gate_report(model, table)}, model, table
 
 
@@ -135,10 +131,7 @@ def test_the_gate_reads_the_same_signals_whichever_item_the_llm_put_first(world)
     whatever the gate sees, so it cannot earn weight."""
     data_dir, pairs_dir = world
     table = load_pairs_table(pairs_dir, DatasetDir(data_dir))
-    take = slice(0, 500)
-    pairs = {name: tf.constant(values[take]) for name, values in table.columns.items()}
-    a = {n: tf.constant(v[take]) for n, v in table.sides["a"].items()}
-    b = {n: tf.constant(v[take]) for n, v in table.sides["b"].items()}
-    forward = gate_signals({**pairs, "a": a, "b": b})
-    swapped = gate_signals({**pairs, "a": b, "b": a})
+    pairs = tf.nest.map_structure(tf.constant, table.rows(slice(0, 500)))
+    forward = gate_signals(pairs)
+    swapped = gate_signals({**pairs, "a": pairs["b"], "b": pairs["a"]})
     np.testing.assert_array_equal(forward.numpy(), swapped.numpy())

@@ -1,7 +1,6 @@
 """The training model: the pair join, how pairs are scored, the methods and the gate's isolation."""
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -44,7 +43,7 @@ def make_model(data_dir: str, method: str, dropout: float = 0.1, backbone_name: 
     """A model whose initial weights depend only on the seed; methods with a gate get one fitted
     on `table`."""
     the_method = methods.get_method(method)
-    gate = fit_gate({**table.columns, **table.sides})[0] if the_method.has_gate else None
+    gate = fit_gate(table.rows())[0] if the_method.has_gate else None
     tf.keras.utils.set_random_seed(7)
     vocab = features.vocab_sizes(DatasetDir(data_dir).stats)
     backbone = build_backbone(backbone_name, vocab, BackboneConfig(dropout=dropout))
@@ -273,9 +272,9 @@ def test_the_gate_is_fitted_before_training_and_never_changes_during_it(world, t
 
 def test_the_fitted_gate_trusts_an_llm_that_agrees_with_the_outcomes_and_not_one_that_never_does(world, table):
     def fitted_alpha(outcome: int) -> float:
-        columns = {**table.columns, "outcome": np.where(table.columns["outcome"] >= 0, outcome, -1)}
-        gate, report = fit_gate({**columns, **table.sides})
-        alpha = tf.sigmoid(gate(gate_signals({**columns, **table.sides}))[0]).numpy()
+        pairs = {**table.rows(), "outcome": np.where(table.columns["outcome"] >= 0, outcome, -1)}
+        gate, report = fit_gate(pairs)
+        alpha = tf.sigmoid(gate(gate_signals(pairs))[0]).numpy()
         assert report.known_pairs > 100 and report.users > 10
         return float(alpha.mean())
 
@@ -285,6 +284,6 @@ def test_the_fitted_gate_trusts_an_llm_that_agrees_with_the_outcomes_and_not_one
 
 
 def test_the_gate_refuses_pairs_without_a_known_outcome(table):
-    columns = {**table.columns, "outcome": np.full_like(table.columns["outcome"], -1)}
+    pairs = {**table.rows(), "outcome": np.full_like(table.columns["outcome"], -1)}
     with pytest.raises(DataError, match="gate needs at least"):
-        fit_gate({**columns, **table.sides})
+        fit_gate(pairs)

@@ -147,7 +147,8 @@ def fit_gate(pairs: Mapping) -> tuple[ReliabilityGate, GateFit]:
         raise DataError(f"only {int(known.sum())} LLM pairs have an outcome the train data decides "
                         f"(a train positive against an item the user never had); the gate needs at least "
                         f"{MIN_KNOWN_PAIRS}: score lists with train positives (--positives_per_list >= 1)")
-    signals = gate_signals(_select(pairs, known)).numpy().astype(np.float64)
+    signals = gate_signals(tf.nest.map_structure(lambda values: np.asarray(values)[known], pairs)).numpy()
+    signals = signals.astype(np.float64)
     agrees = np.asarray(segments.llm_agrees(pairs["outcome"]))[known].astype(np.float64)
     users = np.asarray(pairs["user_id"])[known]
     center, scale = signals.mean(0), signals.std(0)
@@ -189,9 +190,3 @@ def _logistic_with_clustered_covariance(design: np.ndarray, y: np.ndarray, clust
     bread = np.linalg.inv(hessian)
     return beta, bread @ (scores.T @ scores) @ bread
 
-
-def _select(pairs: Mapping, mask: np.ndarray) -> dict:
-    """The pairs' columns (and a/b sides) where mask is True."""
-    out = {name: np.asarray(values)[mask] for name, values in pairs.items() if not isinstance(values, Mapping)}
-    out.update({side: {n: np.asarray(v)[mask] for n, v in pairs[side].items()} for side in ("a", "b")})
-    return out

@@ -28,8 +28,7 @@ def score_every_pair(model: TrainingModel, table: PairsTable, chunk: int = 4096)
     parts: dict[str, list] = {"weight": [], "alpha": [], "signals": []}
     for start in range(0, len(table), chunk):
         take = slice(start, min(start + chunk, len(table)))
-        pairs = {name: tf.constant(values[take]) for name, values in table.columns.items()}
-        pairs.update({side: {n: tf.constant(v[take]) for n, v in cols.items()} for side, cols in table.sides.items()})
+        pairs = tf.nest.map_structure(tf.constant, table.rows(take))
         pairs["user"] = {n: tf.constant(v[table.columns["user_id"][take]]) for n, v in table.users.items()}
         x = {**pairs["user"], **pairs["a"], PAIRS_KEY: pairs}  # the batch rows: (u, a), for the BCE only
         terms = model.loss_terms(x, tf.zeros(take.stop - take.start), training=False)

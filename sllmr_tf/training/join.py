@@ -44,9 +44,7 @@ def join_pairs(batches: tf.data.Dataset, table: PairsTable, pairs_per_example: f
     """
     if not pairs_per_example > 0:
         raise ConfigError(f"pairs_per_example must be > 0, got {pairs_per_example}")
-    columns = {name: tf.constant(values) for name, values in table.columns.items()}
-    sides = {side: {name: tf.constant(values) for name, values in cols.items()}
-             for side, cols in table.sides.items()}
+    rows = tf.nest.map_structure(tf.constant, table.rows())
     users = {name: tf.constant(values) for name, values in table.users.items()}
     num_pairs = tf.constant(len(table), tf.int64)
 
@@ -56,9 +54,7 @@ def join_pairs(batches: tf.data.Dataset, table: PairsTable, pairs_per_example: f
         count = tf.cast(tf.math.ceil(pairs_per_example * size), tf.int32)
         pick = tf.random.stateless_uniform([count], seed=tf.stack([tf.constant(seed, tf.int64), batch_number]),
                                            minval=0, maxval=num_pairs, dtype=tf.int64)
-        pairs = {name: tf.gather(values, pick) for name, values in columns.items()}
-        pairs.update({side: {name: tf.gather(values, pick) for name, values in cols.items()}
-                      for side, cols in sides.items()})
+        pairs = tf.nest.map_structure(lambda values: tf.gather(values, pick), rows)
         pairs["user"] = {name: tf.gather(values, pairs["user_id"]) for name, values in users.items()}
         return {**feats, PAIRS_KEY: pairs}, label
 

@@ -44,6 +44,13 @@ class PairsTable:
     def __len__(self) -> int:
         return len(self.columns["user_id"])
 
+    def rows(self, take: slice | np.ndarray = slice(None)) -> dict:
+        """The pairs at `take` as the gate and the training step read them: the columns, and
+        their items' features under "a" and "b" (numpy arrays)."""
+        out = {name: values[take] for name, values in self.columns.items()}
+        out.update({side: {name: values[take] for name, values in cols.items()} for side, cols in self.sides.items()})
+        return out
+
     @property
     def counts(self) -> np.ndarray:
         """Pairs per user index (index 0, the padding user, has none)."""

@@ -24,7 +24,7 @@ from sllmr_tf.errors import ArtifactError
 from sllmr_tf.models.build import build_backbone
 from sllmr_tf.training import artifacts, callbacks as callbacks_lib, methods as methods_lib
 from sllmr_tf.training.config import TrainConfig
-from sllmr_tf.training.gate import fit_gate
+from sllmr_tf.training.gate import ReliabilityGate, fit_gate
 from sllmr_tf.training.gate_report import gate_report
 from sllmr_tf.training.inputs import interaction_batches, training_batches
 from sllmr_tf.training.model import TrainingModel
@@ -65,12 +65,11 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     if config.pairs_dir and not method.uses_pairs:
         log(f"method {config.method!r} ignores --pairs_dir")
 
-    gate, gate_fit = fit_gate({**table.columns, **table.sides}) if method.has_gate else (None, None)
+    gate, gate_fit = fit_gate(table.rows()) if method.has_gate else (None, None)
     tf.keras.utils.set_random_seed(config.seed)
     vocab_sizes = features.vocab_sizes(data.stats)
-    backbone = build_backbone(config.backbone, vocab_sizes, config.backbone_config())
-    model = TrainingModel(backbone, method, llm_loss_weight=config.llm_loss_weight,
-                          confidence_weighting=config.confidence_weighting, gate=gate)
+    model = training_model(config, method, vocab_sizes, gate)
+    backbone = model.backbone
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     train_batches = training_batches(config.data_dir, config.batch_size, config.seed, table,
                                      config.pairs_per_example, config.shuffle_buffer)
@@ -112,6 +111,24 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     fileio.write_json(artifacts.path(config.model_dir, artifacts.METRICS), metrics)
     log(metrics_summary(metrics))
     return metrics
+
+
+def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes: dict[str, int],
+                   gate: ReliabilityGate | None = None) -> TrainingModel:
+    """A new backbone of the run's settings inside the one training step.
+
+    Args:
+        config: the run's settings (backbone, its sizes, lambda, confidence weighting).
+        method: config.validate()'s method.
+        vocab_sizes: the dataset's table sizes (features.vocab_sizes).
+        gate: the fitted gate, for the gate's methods.
+
+    Returns:
+        The TrainingModel, not compiled.
+    """
+    backbone = build_backbone(config.backbone, vocab_sizes, config.backbone_config())
+    return TrainingModel(backbone, method, llm_loss_weight=config.llm_loss_weight,
+                         confidence_weighting=config.confidence_weighting, gate=gate)
 
 
 def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches: tf.data.Dataset,

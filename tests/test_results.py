@@ -64,3 +64,16 @@ def test_tables_and_plot_are_written(tmp_path):
     rows = list(csv.DictReader(open(table)))
     assert len(rows) == 2 * len(segments.EVAL_SEGMENTS)
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_paper_layout_has_a_row_per_backbone_and_a_column_per_method_with_paired_gains(tmp_path):
+    for seed, (base, sllmr) in enumerate([(0.70, 0.72), (0.60, 0.62)]):
+        for backbone in ("deepfm", "dcn"):
+            write_run(tmp_path, backbone, "base", seed, {"overall": base})
+            write_run(tmp_path, backbone, "sllmr", seed, {"overall": sllmr})
+    write_run(tmp_path, "dcn", "kd", 0, {"overall": 0.71})
+    table = results.to_paper_table(results.summarize(results.collect(str(tmp_path))))
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| backbone | base | kd | sllmr |"
+    assert rows[1] == "| dcn | 0.6500 | 0.7100 | 0.6700 (+0.0200 [+0.0200, +0.0200]) |"
+    assert rows[2] == "| deepfm | 0.6500 | - | 0.6700 (+0.0200 [+0.0200, +0.0200]) |"

@@ -92,6 +92,35 @@ def to_markdown(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def to_paper_table(summary: list[dict], segment: str = "overall") -> str:
+    """The paper's Table 2 layout: a row per backbone, a column per method (base first).
+
+    A cell is the mean AUC over seeds and, for a method, its paired gain over base with the
+    95% t-interval over seeds: the paper's table, with the n and intervals it leaves out.
+    """
+    cells = {(s["backbone"], s["method"]): s for s in summary if s["segment"] == segment}
+    backbones = sorted({backbone for backbone, _ in cells})
+    methods = list(dict.fromkeys(m for _, m in sorted(cells, key=lambda key: key[1] != BASELINE)))
+    seeds = sorted({s["seeds"] for s in cells.values()})
+    n = sorted({s["n"] for s in cells.values()})
+    lines = [f"{segment}: AUC mean over {'/'.join(map(str, seeds))} seeds, n = {'/'.join(f'{v:,}' for v in n)} "
+             f"test events; Δ = paired gain over base [95% CI over seeds]",
+             "", "| backbone | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for backbone in backbones:
+        row = []
+        for method in methods:
+            s = cells.get((backbone, method))
+            if s is None:
+                row.append("-")
+            elif method == BASELINE or math.isnan(s["delta_ci95_low"]):
+                row.append(f"{s['auc_mean']:.4f}")
+            else:
+                row.append(f"{s['auc_mean']:.4f} ({s['delta_vs_base']:+.4f} "
+                           f"[{s['delta_ci95_low']:+.4f}, {s['delta_ci95_high']:+.4f}])")
+        lines.append(f"| {backbone} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def write(summary: list[dict], out_dir: str) -> list[str]:
     """results.md, results.csv and results.png in out_dir; returns their paths."""
     paths = [fileio.join(out_dir, name) for name in ("results.md", "results.csv", "results.png")]

@@ -34,10 +34,10 @@ def sharded_world(tmp_path_factory) -> tuple[str, str]:
     root = tmp_path_factory.mktemp("sharded_world")
     data_dir, pairs_dir = str(root / "data"), str(root / "pairs")
     prepare_dataset(data_dir, dataset="synthetic", num_shards=DATA_SHARDS,
-                    source_options=(("synthetic_users", 300), ("synthetic_items", 200)))
+                    source_options=(("synthetic_users", 120), ("synthetic_items", 200)))
     for j in range(SCORERS):
         pipeline.score(data_dir, make_backend("simulated", data_dir), pairs_dir,
-                       ScoreConfig(shard_index=j, num_shards=SCORERS), log=lambda _: None)
+                       ScoreConfig(shard_index=j, num_shards=SCORERS, num_orders=1), log=lambda _: None)
     return data_dir, pairs_dir
 
 
@@ -178,6 +178,7 @@ def test_two_workers_train_in_step_and_only_the_chief_writes_the_run(cluster, sh
     assert not [d for d, _, _ in os.walk(run.model_dir) if "workertemp" in d]
     val_aucs = [re.findall(r"val_auc: ([\d.]+)", run.log(i)) for i in range(WORKERS)]
     assert len(val_aucs[0]) == 2 and val_aucs[0] == val_aucs[1]  # the same early-stopping evidence
+    assert all(0 < float(auc) < 1 for auc in val_aucs[0])  # one worker's AUC, not a sum over workers
 
     user_shards = DatasetDir(data_dir).user_shards()
     for i in range(WORKERS):

@@ -104,6 +104,9 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     with place.strategy.scope():
         model = training_model(config, method, vocab_sizes, gate)
         model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        # The logs are this worker's metrics (Keras's default sums the replicas' values): each
+        # worker's validation AUC is over the whole split, the same on every worker.
+        model.distribute_reduction_method = "first"
         first_batch = next(iter(train_batches))
         model.loss_terms(*first_batch, training=False)  # builds backbone and gate before any restore
     backbone = model.backbone

@@ -5,7 +5,9 @@ Every sharded artifact (a dataset split, LLM pairs, the scorer's per-shard
 logs) is named `<prefix>-<index>-of-<count><extension>` with five-digit
 numbers, so shards sort in index order and a reader can tell a complete set.
 Records are partitioned by user (`user_shard`), so a worker that reads shard i
-of the interactions and shard i of the pairs holds the same users in both.
+of the interactions and shard i of the pairs holds the same users in both; and
+shard s goes to worker s % num_workers (`worker_shards`), for training workers
+and scorer processes alike.
 """
 from __future__ import annotations
 
@@ -37,6 +39,13 @@ def user_shard(raw_user_id: str, num_shards: int) -> int:
     return stable_hash(raw_user_id) % num_shards
 
 
+def worker_shards(num_shards: int, worker_index: int, num_workers: int) -> list[int]:
+    """The shards (of num_shards) that worker `worker_index` of `num_workers` reads or writes:
+    worker_index, worker_index + num_workers, ... (files are the unit, as tf.data's auto-shard
+    by FILE)."""
+    return list(range(worker_index, num_shards, num_workers))
+
+
 def shard_suffix(index: int, count: int) -> str:
     """'00002-of-00004': which shard of how many."""
     return f"{index:05d}-of-{count:05d}"
@@ -44,6 +53,12 @@ def shard_suffix(index: int, count: int) -> str:
 
 def shard_name(prefix: str, index: int, count: int, extension: str = TFRECORD_EXTENSION) -> str:
     return f"{prefix}-{shard_suffix(index, count)}{extension}"
+
+
+def parse_shard_name(name: str, prefix: str, extension: str = TFRECORD_EXTENSION) -> tuple[int, int]:
+    """(index, count) of a file named by `shard_name(prefix, index, count, extension)`."""
+    index, _, count = name[len(prefix) + 1:-len(extension)].partition("-of-")
+    return int(index), int(count)
 
 
 def shard_glob(prefix: str, extension: str = TFRECORD_EXTENSION) -> str:

@@ -173,19 +173,21 @@ def test_a_truncated_shard_is_named_before_training_and_model_dir_stays_untouche
 
 
 def write_pairs(pairs_dir: str, fingerprint: str | None, pairs: int = 1, summary: bool = True) -> None:
-    with ShardWriter(pair_shard_path(pairs_dir, 0, 1)) as writer:
-        for _ in range(pairs):
-            writer.write(encode_pair({"user_id": 1, "item_a": 1, "item_b": 2, "confidence": 0.9, "margin": 0.5,
-                                      "source": 0, "outcome": -1, "true_correct_prob": -1.0,
-                                      "true_informed_prob": -1.0}))
+    """One scorer process's output on a dataset of 2 shards: `pairs` pairs, all in data shard 0."""
+    for data_shard in (0, 1):
+        with ShardWriter(pair_shard_path(pairs_dir, data_shard, 2)) as writer:
+            for _ in range(pairs if data_shard == 0 else 0):
+                writer.write(encode_pair({"user_id": 1, "item_a": 1, "item_b": 2, "confidence": 0.9, "margin": 0.5,
+                                          "source": 0, "outcome": -1, "true_correct_prob": -1.0,
+                                          "true_informed_prob": -1.0}))
     if summary:
-        fileio.write_json(summary_path(pairs_dir, 0, 1), {"pairs": {"written": pairs},
-                                                          "dataset_fingerprint": fingerprint})
+        fileio.write_json(summary_path(pairs_dir, 0, 1), {"pairs": {"written": pairs}, "data_shards": [0, 1],
+                                                          "num_data_shards": 2, "dataset_fingerprint": fingerprint})
 
 
 @pytest.mark.parametrize("pairs, summary, fingerprint, message", [
     (0, True, "same", r"{pairs}: the scorer wrote 0 pairs \(see its summary and log\); score again"),
-    (1, False, "same", r"{pairs}/pairs-00000-of-00001.tfrecord.gz: no summary beside it \(its scorer has not "
+    (1, False, "same", r"{pairs}/pairs-00000-of-00002.tfrecord.gz: no summary lists it \(its scorer has not "
                        r"finished\); run that shard of sllmr-score again"),
     (1, True, "0123456789abcdef", r"{pairs} was made from dataset 0123456789abcdef, but {data} is dataset {own}; "
                                   r"give the data_dir it was made from"),

@@ -22,7 +22,7 @@ def _users(count=600, seed=0):
     users = []
     for index in range(1, count + 1):
         n = int(rng.integers(1, 31))
-        users.append({"index": index, "train_items": rng.choice(np.arange(1, 321), n, replace=False).tolist(),
+        users.append({"index": index, "id": f"u{index}", "train_items": rng.choice(np.arange(1, 321), n, replace=False).tolist(),
                       "is_cold": n < 3})
     return users
 
@@ -32,7 +32,7 @@ NO_AUGMENTATION = CandidateConfig(cold_user_factor=1.0, longtail_factor=1.0)
 
 
 def _lists(config, users=USERS, **kwargs):
-    return list(iter_lists(users, NUM_ITEMS, IS_LONGTAIL, config, **kwargs))
+    return list(iter_lists(users, NUM_ITEMS, IS_LONGTAIL, config, **{"num_data_shards": 6, **kwargs}))
 
 
 def test_a_list_mixes_train_positives_with_unseen_items_and_keeps_one_for_the_history():

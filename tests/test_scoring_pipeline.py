@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from sllmr_tf import features
+from sllmr_tf.shards import user_shard
 from sllmr_tf.data.pairs_dir import read_pairs, summary_path
 from sllmr_tf.errors import ConfigError, ScoringAborted
 from sllmr_tf.scoring import pipeline
@@ -22,6 +23,7 @@ from sllmr_tf.scoring.base import RankRequest, RankResponse, TransportError
 from sllmr_tf.scoring.config import CandidateConfig, ScoreConfig
 
 NUM_ITEMS, NUM_USERS = 120, 60
+NUM_DATA_SHARDS = 2
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,8 @@ def data_dir(tmp_path_factory) -> str:
             n = 1 + u % 2 if u <= 12 else 5 + u % 10
             items = rng.choice(np.arange(1, 97), n, replace=False).tolist()
             f.write(json.dumps({"index": u, "id": f"u{u}", "train_items": items, "is_cold": u <= 12}) + "\n")
-    (path / "stats.json").write_text(json.dumps({"num_users": NUM_USERS, "num_items": NUM_ITEMS}))
+    (path / "stats.json").write_text(json.dumps({"num_users": NUM_USERS, "num_items": NUM_ITEMS,
+                                                         "config": {"num_shards": NUM_DATA_SHARDS}}))
     return str(path)
 
 
@@ -188,7 +191,7 @@ def test_a_job_where_no_list_gets_a_usable_answer_fails_naming_the_last_answer(d
     with pytest.raises(ScoringAborted, match=r"^none of 10 lists got a usable answer \(0 requests failed, 30 "
                                              r"answers unusable\); last: unusable answer "):
         _score(data_dir, FormatStubbornBackend(), tmp_path, max_lists=10, max_retries=0)
-    assert not os.path.exists(os.path.join(tmp_path, "pairs-00000-of-00001.tfrecord.gz"))
+    assert not list(tmp_path.glob("pairs-*"))
 
 
 def test_failing_requests_skip_their_lists_without_ending_the_job(data_dir, tmp_path):
@@ -203,7 +206,7 @@ def test_failing_requests_skip_their_lists_without_ending_the_job(data_dir, tmp_
 def test_a_backend_that_always_fails_aborts_with_the_reason(data_dir, tmp_path):
     with pytest.raises(ScoringAborted, match=r"1\d requests in a row failed.*connection refused"):
         _score(data_dir, FailingBackend(), tmp_path, max_consecutive_failures=10)
-    assert not os.path.exists(os.path.join(tmp_path, "pairs-00000-of-00001.tfrecord.gz"))
+    assert not list(tmp_path.glob("pairs-*"))
 
 
 def test_output_does_not_depend_on_concurrency(data_dir, tmp_path):
@@ -218,7 +221,7 @@ def test_a_killed_run_resumes_without_asking_anything_twice(data_dir, tmp_path):
     killed = KilledAfter(limit=100)
     with pytest.raises(KeyboardInterrupt):
         _score(data_dir, killed, tmp_path / "run")
-    assert not os.path.exists(tmp_path / "run" / "pairs-00000-of-00001.tfrecord.gz")
+    assert not list((tmp_path / "run").glob("pairs-*"))
     resumed = TasteBackend()
     summary = _score(data_dir, resumed, tmp_path / "run")
     first = {r.prompt + repr(r.candidates) for r in killed.requests}
@@ -270,7 +273,7 @@ def test_summary_and_log_are_written_per_shard(data_dir, tmp_path):
         assert json.load(f) == json.loads(json.dumps(summary))
     with open(os.path.join(tmp_path, "log-00001-of-00002.jsonl")) as f:
         rows = [json.loads(line) for line in f]
-    assert len(rows) == 12 and all(row["user"] % 2 == 1 for row in rows)
+    assert len(rows) == 12 and all(user_shard(f"u{row['user']}", NUM_DATA_SHARDS) == 1 for row in rows)
     assert all("Film number" in row["prompt"] and row["raw"] == "taste" for row in rows)
     assert os.path.exists(os.path.join(tmp_path, "pairs-00001-of-00002.tfrecord.gz"))
 

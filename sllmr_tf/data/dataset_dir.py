@@ -112,6 +112,19 @@ class DatasetDir:
                 raise ArtifactError(f"{fileio.join(self.path, split, name)}: not listed in {STATS_FILE} "
                                     f"(left by another prepare?); {fix}")
 
+    @property
+    def num_shards(self) -> int:
+        """Shards per split (every split has this many, some possibly empty)."""
+        return int(self.stats["config"]["num_shards"])
+
+    def user_shards(self) -> np.ndarray:
+        """The shard of every user index (row 0, the padding user: -1): `shards.user_shard` of
+        the user's raw id, where prepare put all of the user's records."""
+        out = np.full(len(self.users()) + 1, -1, np.int64)
+        for row in self.users():
+            out[row["index"]] = shards.user_shard(row["id"], self.num_shards)
+        return out
+
     def vocab(self, name: str) -> list[str]:
         """Raw ids in index order; element 0 is the padding/OOV slot ''."""
         lines = fileio.read_text(fileio.join(self.path, VOCAB_DIR, f"{name}.txt")).split("\n")

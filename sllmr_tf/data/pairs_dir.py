@@ -1,19 +1,29 @@
 """The pairs directory contract between `sllmr-score` and `sllmr-train`.
 
     pairs_dir/
-      pairs-<i>-of-<n>.tfrecord.gz    LLM rank pairs (features.PAIR_FEATURES), one shard per scorer process
-      summary-<i>-of-<n>.json         that shard's counts (lists, answers, pairs); written last
-      log-<i>-of-<n>.jsonl            every prompt and raw answer, for inspection
-      cache/responses-*.jsonl         the response cache, shared by every shard
+      pairs-<s>-of-<n>.tfrecord.gz    LLM rank pairs (features.PAIR_FEATURES) of the users of data
+                                      shard s of the dataset's n shards (shards.user_shard)
+      summary-<j>-of-<m>.json         scorer process j of m: its counts (lists, answers, pairs), the
+                                      data shards it wrote (`data_shards`, of `num_data_shards`) and
+                                      the dataset (`dataset_fingerprint`); written last
+      log-<j>-of-<m>.jsonl            every prompt and raw answer of that process, for inspection
+      cache/responses-*.jsonl         the response cache, shared by every process
 
-A shard exists only complete (written under a temporary name, then renamed);
-a scorer that fails leaves no pair shard and no summary. Each summary records
-the dataset it was scored on (`dataset_fingerprint`), so `scored_dataset`
-refuses, before training starts, a dir with no pairs, an unfinished shard, or
-pairs of several datasets.
+Pair files follow the interaction shards: process j of m scores the users of
+the data shards s with s % m == j and writes one pair file per such shard, so
+training worker k of W finds the pairs of its own data shards (s % W == k) by
+name alone (`worker_pair_files`) and holds only its users' pairs.
+
+A file exists only complete (written under a temporary name, then renamed);
+a scorer that fails leaves no pair file and no summary. `scored_dataset`
+refuses, before training starts, a dir with no pairs, a pair file no summary
+lists (its scorer has not finished), a data shard without pairs (a process
+that has not run), pairs of several datasets, and the layout of an older
+scorer (one pair file per scorer process, summaries without `data_shards`).
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -27,8 +37,9 @@ LOG_PREFIX = "log"
 CACHE_DIR = "cache"
 
 
-def pair_shard_path(pairs_dir: str, shard_index: int, num_shards: int) -> str:
-    return fileio.join(pairs_dir, shards.shard_name(PAIRS_PREFIX, shard_index, num_shards))
+def pair_shard_path(pairs_dir: str, data_shard: int, num_data_shards: int) -> str:
+    """The pair file of the users of data shard `data_shard` (of the dataset's `num_data_shards`)."""
+    return fileio.join(pairs_dir, shards.shard_name(PAIRS_PREFIX, data_shard, num_data_shards))
 
 
 def summary_path(pairs_dir: str, shard_index: int, num_shards: int) -> str:
@@ -43,6 +54,57 @@ def default_cache_dir(pairs_dir: str) -> str:
     return fileio.join(pairs_dir, CACHE_DIR)
 
 
+class PairFileWriters:
+    """The pair files of one scorer process, one per data shard it covers; a pair goes to the
+    file of its user's data shard. A context manager: every file is renamed into place when the
+    block ends without an exception, none otherwise (shards.ShardWriter)."""
+
+    def __init__(self, pairs_dir: str, data_shards: Iterable[int], num_data_shards: int,
+                 user_shards: np.ndarray):
+        self._paths = {s: pair_shard_path(pairs_dir, s, num_data_shards) for s in data_shards}
+        self._user_shards = user_shards
+        self._stack = contextlib.ExitStack()
+        self._writers: dict[int, shards.ShardWriter] = {}
+
+    def __enter__(self) -> "PairFileWriters":
+        with contextlib.ExitStack() as stack:
+            self._writers = {s: stack.enter_context(shards.ShardWriter(path)) for s, path in self._paths.items()}
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._stack.__exit__(exc_type, exc, tb)
+
+    def write(self, user_index: int, record: bytes) -> None:
+        """Append one encoded pair of the user with this index to its data shard's file."""
+        self._writers[int(self._user_shards[user_index])].write(record)
+
+
+def pair_files(pairs_dir: str) -> tuple[dict[int, str], int]:
+    """({data shard: its pair file}, the number of data shards the names give).
+
+    Raises:
+        ArtifactError: there are none (the scorer has not run there), or they name several counts.
+    """
+    found = {}
+    counts = set()
+    for path in pair_shards(pairs_dir):
+        index, count = shards.parse_shard_name(fileio.basename(path), PAIRS_PREFIX)
+        found[index] = path
+        counts.add(count)
+    if len(counts) > 1:
+        raise ArtifactError(f"{pairs_dir}: pair files of several shard counts ({sorted(counts)}); "
+                            "score each dataset into its own pairs dir")
+    return found, counts.pop()
+
+
+def worker_pair_files(pairs_dir: str, worker_index: int, num_workers: int) -> list[str]:
+    """The pair files of the data shards training worker `worker_index` of `num_workers` reads
+    (s % num_workers == worker_index, as data/pipeline.make_dataset), in shard order."""
+    found, count = pair_files(pairs_dir)
+    return [found[s] for s in shards.worker_shards(count, worker_index, num_workers) if s in found]
+
+
 def scored_dataset(pairs_dir: str) -> str | None:
     """The dataset fingerprint of a complete pairs dir that holds pairs.
 
@@ -50,21 +112,30 @@ def scored_dataset(pairs_dir: str) -> str | None:
         The fingerprint the summaries record (None if they predate it).
 
     Raises:
-        ArtifactError: no pair shards, a pair shard without its summary, no pairs at all, or
-            summaries of several datasets.
+        ArtifactError: no pair files, a pair file no summary lists, a data shard without its
+            pair file, no pairs at all, summaries of several datasets, or an older layout.
     """
-    summaries = []
-    for path in pair_shards(pairs_dir):
-        suffix = fileio.basename(path)[len(PAIRS_PREFIX) + 1:-len(shards.TFRECORD_EXTENSION)]  # <i>-of-<n>
-        summary = fileio.read_json(fileio.join(pairs_dir, f"{SUMMARY_PREFIX}-{suffix}.json"))
-        if summary is None:
-            raise ArtifactError(f"{path}: no summary beside it (its scorer has not finished); "
+    found, count = pair_files(pairs_dir)
+    summaries = {path: fileio.read_json(path)
+                 for path in fileio.glob(fileio.join(pairs_dir, shards.shard_glob(SUMMARY_PREFIX, ".json")))}
+    listed: set[int] = set()
+    for path, summary in summaries.items():
+        if "data_shards" not in summary:
+            raise ArtifactError(f"{path}: written by an older sllmr-score (one pair file per scorer process); "
+                                "score again into a new --pairs_dir")
+        listed.update(summary["data_shards"])
+    for index, path in sorted(found.items()):
+        if index not in listed:
+            raise ArtifactError(f"{path}: no summary lists it (its scorer has not finished); "
                                 "run that shard of sllmr-score again")
-        summaries.append(summary)
-    if not sum(summary["pairs"]["written"] for summary in summaries):
+    missing = sorted(set(range(count)) - set(found))
+    if missing:
+        raise ArtifactError(f"{pairs_dir}: no pair file for data shards {missing} of {count}; run the "
+                            "sllmr-score processes that cover them (--shard_index/--num_shards)")
+    if not sum(summary["pairs"]["written"] for summary in summaries.values()):
         raise ArtifactError(f"{pairs_dir}: the scorer wrote 0 pairs (see its summary and log); "
                             "score again (sllmr-score)")
-    fingerprints = sorted({summary.get("dataset_fingerprint") for summary in summaries} - {None})
+    fingerprints = sorted({summary.get("dataset_fingerprint") for summary in summaries.values()} - {None})
     if len(fingerprints) > 1:
         raise ArtifactError(f"{pairs_dir}: pair shards of several datasets ({', '.join(fingerprints)}); "
                             "score each dataset into its own pairs dir")
@@ -77,7 +148,7 @@ def encode_pair(pair: Mapping[str, object]) -> bytes:
 
 
 def pair_shards(pairs_dir: str) -> list[str]:
-    """The pair shards of `pairs_dir`.
+    """The pair files of `pairs_dir`, in data shard order.
 
     Raises:
         ArtifactError: there are none (the scorer has not run there).
@@ -90,6 +161,6 @@ def pair_shards(pairs_dir: str) -> list[str]:
 
 
 def read_pairs(pairs_dir: str, paths: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Every pair of the directory (or of the given shards) as column arrays."""
+    """Every pair of the directory (or of the given files) as column arrays."""
     return shards.read_columns(pair_shards(pairs_dir) if paths is None else paths,
                                features.parse_spec(features.PAIR_FEATURES))

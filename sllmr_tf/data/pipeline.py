@@ -63,7 +63,7 @@ def make_dataset(
         raise ArtifactError(f"{data_dir}: no {split} shards")
     if not 0 <= worker_index < num_workers:
         raise ConfigError(f"worker_index {worker_index} not in [0, {num_workers})")
-    mine = all_shards[worker_index::num_workers]
+    mine = [all_shards[s] for s in shards.worker_shards(len(all_shards), worker_index, num_workers)]
     if not mine:
         raise ConfigError(f"{len(all_shards)} {split} shards cannot feed {num_workers} workers")
     files = tf.data.Dataset.from_tensor_slices(mine)

@@ -21,7 +21,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from sllmr_tf import features
+from sllmr_tf import features, shards
+from sllmr_tf.errors import ConfigError
 from sllmr_tf.scoring.config import CandidateConfig
 
 
@@ -62,14 +63,24 @@ def user_lists(user: dict, num_items: int, longtail_items: np.ndarray,
 
 
 def iter_lists(users: Sequence[dict], num_items: int, is_longtail: np.ndarray, config: CandidateConfig,
-               shard_index: int = 0, num_shards: int = 1) -> Iterator[CandidateList]:
-    """Every list of the users of one shard (users with index % num_shards == shard_index).
+               shard_index: int = 0, num_shards: int = 1, *, num_data_shards: int) -> Iterator[CandidateList]:
+    """Every list of the users of scorer process `shard_index` of `num_shards`: the users of the
+    dataset shards s (of `num_data_shards`, by `shards.user_shard` of the raw id) with
+    s % num_shards == shard_index, so a process's pairs are those of whole data shards.
 
-    `is_longtail` is a bool mask over item indices 0..num_items."""
+    `is_longtail` is a bool mask over item indices 0..num_items.
+
+    Raises:
+        ConfigError: more scorer processes than data shards (some would have no users).
+    """
     config.validate()
+    if num_shards > num_data_shards:
+        raise ConfigError(f"num_shards {num_shards} > the dataset's {num_data_shards} shards: a scorer process "
+                          f"covers whole data shards; use --num_shards <= {num_data_shards}")
+    mine = set(shards.worker_shards(num_data_shards, shard_index, num_shards))
     longtail_items = np.flatnonzero(np.asarray(is_longtail, bool))
     for user in users:
-        if int(user["index"]) % num_shards == shard_index:
+        if shards.user_shard(user["id"], num_data_shards) in mine:
             yield from user_lists(user, num_items, longtail_items, config)
 
 

@@ -49,7 +49,8 @@ class ScoreConfig:
     concurrency: int = option(4, "Requests in flight at once.")
     max_pairs_per_list: int = option(0, "Keep a random sample of this many pairs per list (0: all).")
     max_lists: int = option(0, "Score at most this many lists (0: all), for quick runs.")
-    shard_index: int = option(0, "This process scores the users with index % num_shards == shard_index.")
+    shard_index: int = option(0, "This process scores the users of the dataset shards s with "
+                             "s % num_shards == shard_index, and writes one pair file per such shard.")
     num_shards: int = option(1, "Number of scoring processes.")
     max_consecutive_failures: int = 50  # failed requests in a row that end the job (ScoringAborted)
     progress_every_s: float = 10.0

@@ -1,7 +1,7 @@
 """The scoring job: candidate lists -> prompts -> answers (cached) -> Borda pairs on disk.
 
-For one shard of users it writes into pairs_dir the pair shard, the prompt log
-and the summary described in data/pairs_dir.py, and grows the response cache
+For one scorer process (the users of its data shards) it writes into pairs_dir
+one pair file per data shard, the prompt log and the summary described in data/pairs_dir.py, and grows the response cache
 (cache.py).
 
 Each list is asked in `num_orders` shuffled orders; an unusable answer is asked
@@ -90,8 +90,9 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     train_sets = {int(u["index"]): set(u["train_items"]) for u in users}
     cold_users = {int(u["index"]) for u in users if u["is_cold"]}
 
+    data_shards = shards.worker_shards(dataset.num_shards, config.shard_index, config.num_shards)
     lists = list(iter_lists(users, len(items), is_longtail, config.candidates,
-                            config.shard_index, config.num_shards))
+                            config.shard_index, config.num_shards, num_data_shards=dataset.num_shards))
     if config.max_lists:
         lists = lists[:config.max_lists]
     num_orders = 1 if backend.deterministic else config.num_orders
@@ -136,11 +137,12 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     start = last_report = time.time()
     consecutive_failures = 0
     last_problem = ""
-    pair_path = pairs_dir_lib.pair_shard_path(pairs_dir, config.shard_index, config.num_shards)
     log_path = pairs_dir_lib.log_path(pairs_dir, config.shard_index, config.num_shards)
     try:
         with concurrent.futures.ThreadPoolExecutor(config.concurrency) as pool, \
-                shards.ShardWriter(pair_path) as writer, fileio.open_file(log_path, "w") as log_file:
+                pairs_dir_lib.PairFileWriters(pairs_dir, data_shards, dataset.num_shards,
+                                              dataset.user_shards()) as writer, \
+                fileio.open_file(log_path, "w") as log_file:
             chunk = 8 * config.concurrency
             for begin in range(0, len(lists), chunk):
                 for result in pool.map(ask_list, lists[begin:begin + chunk]):
@@ -164,7 +166,8 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
         cache.close()  # after the pool has joined its threads
     elapsed = time.time() - start
     summary = {**_summary(counts, backend, config, len(lists), num_orders, elapsed, cache.torn_lines),
-               "dataset_fingerprint": dataset.fingerprint}
+               "dataset_fingerprint": dataset.fingerprint, "data_shards": data_shards,
+               "num_data_shards": dataset.num_shards}
     fileio.write_json(pairs_dir_lib.summary_path(pairs_dir, config.shard_index, config.num_shards), summary)
     log(_progress(counts, len(lists), elapsed))
     return summary
@@ -192,7 +195,7 @@ def _count_ask(counts: collections.Counter, ask: _Ask) -> None:
         counts["answers_malformed"] += 1
 
 
-def _write_pairs(result: _ListResult, writer: shards.ShardWriter, counts: collections.Counter,
+def _write_pairs(result: _ListResult, writer: pairs_dir_lib.PairFileWriters, counts: collections.Counter,
                  train_sets: dict, cold_users: set, is_longtail: np.ndarray, truth, informed,
                  config: ScoreConfig) -> None:
     cl = result.cl
@@ -209,7 +212,7 @@ def _write_pairs(result: _ListResult, writer: shards.ShardWriter, counts: collec
         a, b = cl.candidates[pair.a], cl.candidates[pair.b]
         outcome = 1 if (a in train and b not in train) else 0 if (b in train and a not in train) \
             else features.OUTCOME_UNKNOWN
-        writer.write(pairs_dir_lib.encode_pair({
+        writer.write(cl.user_index, pairs_dir_lib.encode_pair({
             "user_id": cl.user_index, "item_a": a, "item_b": b, "confidence": pair.confidence, "margin": pair.margin,
             "source": cl.source, "outcome": outcome,
             "true_correct_prob": truth(cl.user_index, a, b) if truth else -1.0,

@@ -20,17 +20,23 @@ from sllmr_tf.training.join import PAIRS_KEY
 
 
 class EarlyStoppingOnAuc(tf.keras.callbacks.Callback):
-    """Stop when `monitor` has not improved for `patience` epochs; end on the best weights."""
+    """Stop when `monitor` has not improved for `patience` epochs; end on the best weights.
+
+    The state is read from model_dir and written, with the best weights, to `write_dir`
+    (default model_dir): a multi-worker run's other workers start from the chief's state and
+    write their own copies elsewhere (training/distribution.py); every worker sees the same
+    validation AUC, so all take the same decisions."""
 
     def __init__(self, model_dir: str, patience: int, monitor: str = "val_auc", min_delta: float = 0.0,
-                 log=print):
+                 log=print, write_dir: str | None = None):
         super().__init__()
         self.model_dir, self.patience, self.monitor, self.min_delta = model_dir, patience, monitor, min_delta
+        self.write_dir = write_dir or model_dir
         self.log = log
         self.state = {"best": None, "best_epoch": None, "wait": 0, "epochs_run": 0}
 
     def on_train_begin(self, logs=None):
-        saved = fileio.read_json(self._state_path)
+        saved = fileio.read_json(artifacts.path(self.model_dir, artifacts.EARLY_STOPPING))
         if saved is not None:
             self.state = saved
 
@@ -43,7 +49,7 @@ class EarlyStoppingOnAuc(tf.keras.callbacks.Callback):
         state = self.state
         state["epochs_run"] = epoch + 1
         if state["best"] is None or value > state["best"] + self.min_delta:
-            self.model.save_weights(artifacts.path(self.model_dir, artifacts.BEST_WEIGHTS))
+            self.model.save_weights(artifacts.path(self.write_dir, artifacts.BEST_WEIGHTS))
             state.update(best=value, best_epoch=epoch + 1, wait=0)
         else:
             state["wait"] += 1
@@ -55,13 +61,13 @@ class EarlyStoppingOnAuc(tf.keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.state["best_epoch"] is not None:
-            self.model.load_weights(artifacts.path(self.model_dir, artifacts.BEST_WEIGHTS)).expect_partial()
+            self.model.load_weights(artifacts.path(self.write_dir, artifacts.BEST_WEIGHTS)).expect_partial()
             self.log(f"restored the best epoch {self.state['best_epoch']} "
                      f"({self.monitor} {self.state['best']:.4f})")
 
     @property
     def _state_path(self) -> str:
-        return artifacts.path(self.model_dir, artifacts.EARLY_STOPPING)
+        return artifacts.path(self.write_dir, artifacts.EARLY_STOPPING)
 
 
 class ResumeNotice(tf.keras.callbacks.Callback):

@@ -10,6 +10,7 @@ from sllmr_tf.options import option
 from sllmr_tf.training import methods as methods_lib
 
 SPLITS = ("valid", "test", "train")
+STRATEGIES = ("default", "mirrored", "multi_worker")  # training/distribution.py
 # Settings only methods with LLM pairs read: a base run is the same run whatever they are.
 PAIR_SETTINGS = ("pairs_dir", "llm_loss_weight", "pairs_per_example", "confidence_weighting")
 
@@ -40,6 +41,9 @@ class TrainConfig:
     l2: float = option(0.0, "L2 penalty on embeddings and kernels.")
     eval_batch_size: int = option(4096, "Batch size of validation and test.")
     num_bootstrap: int = option(200, "Bootstrap resamples of the AUC intervals.")
+    strategy: str = option("default", "tf.distribute strategy: default (one device), mirrored (this machine's "
+                           "devices), multi_worker (the cluster in $TF_CONFIG; batch_size is per replica).",
+                           choices=STRATEGIES)
 
     def validate(self) -> methods_lib.Method:
         """The run's method; raises ConfigError naming the first invalid setting."""
@@ -48,6 +52,8 @@ class TrainConfig:
             raise ConfigError(f"unknown backbone {self.backbone!r}; known: {', '.join(BACKBONES.names())}")
         if method.uses_pairs and not self.pairs_dir:
             raise ConfigError(f"method {self.method!r} needs --pairs_dir (LLM pairs from sllmr-score)")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         for name in ("epochs", "patience", "batch_size", "eval_batch_size", "num_bootstrap"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -15,8 +15,9 @@ and the table holds, per user index, the user-side model features as they stand
 at the end of train (`user_features`): the history every valid and test row of
 the user has, so a pair is scored the way the user will be evaluated.
 
-Memory: about 150 bytes per pair, held as tf constants by the join, which suits
-pair sets up to ~10M pairs.
+A training worker holds the pairs of its own data shards only (`load_pairs_table`'s
+worker_index / num_workers), so its memory for pairs is its share of them;
+BUILD_NOTES.md has the bytes per pair.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
-from sllmr_tf import features
+from sllmr_tf import features, fileio
 from sllmr_tf.data import pairs_dir as pairs_dir_lib
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.errors import ArtifactError
@@ -57,15 +58,24 @@ class PairsTable:
         return np.bincount(self.columns["user_id"], minlength=len(self.users["user_id"]))
 
 
-def load_pairs_table(pairs_dir: str, data: DatasetDir, keep_augmented: bool = True) -> PairsTable:
-    """Read the scorer's pairs for the dataset `data`; checks they belong to it.
+def load_pairs_table(pairs_dir: str, data: DatasetDir, keep_augmented: bool = True, worker_index: int = 0,
+                     num_workers: int = 1) -> PairsTable:
+    """Read the scorer's pairs of one training worker's data shards (all of them with one worker)
+    for the dataset `data`; checks they belong to it.
 
     Raises:
-        ArtifactError: no pairs, or pairs that do not fit the dataset's vocabularies.
+        ArtifactError: pair files of another shard count than the dataset's, no pairs, or pairs
+            that do not fit the dataset's vocabularies.
     """
-    raw = pairs_dir_lib.read_pairs(pairs_dir)
+    _, count = pairs_dir_lib.pair_files(pairs_dir)
+    if count != data.num_shards:
+        raise ArtifactError(f"{pairs_dir}: pair files for {count} data shards, but {data.path} has "
+                            f"{data.num_shards}; score this dataset again (sllmr-score)")
+    paths = pairs_dir_lib.worker_pair_files(pairs_dir, worker_index, num_workers)
+    raw = pairs_dir_lib.read_pairs(pairs_dir, paths)
     if not len(raw["user_id"]):
-        raise ArtifactError(f"{pairs_dir}: the pair shards hold no pairs; score again (sllmr-score)")
+        raise ArtifactError(f"{pairs_dir}: the pair files {[fileio.basename(p) for p in paths]} hold no pairs; "
+                            "score again (sllmr-score)" + (" or use fewer workers" if num_workers > 1 else ""))
     return build_pairs_table(raw, data, keep_augmented=keep_augmented, origin=pairs_dir)
 
 

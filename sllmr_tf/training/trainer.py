@@ -9,6 +9,14 @@ rerunning with other settings or another dataset in the same model_dir is
 refused. The dataset's shards, and the pairs dir's completeness and lineage,
 are checked before anything is written into model_dir, so a refused run
 leaves it as it was.
+
+Under `--strategy` (training/distribution.py) the model lives in the strategy's
+scope, each worker trains on its own data shards and holds the pairs of those
+shards only, and only the chief writes model_dir: the other workers take part
+in every save (Keras's saves of distributed variables are collective) into a
+temporary dir they remove, and skip the final evaluation. Every worker
+evaluates the whole validation split each epoch, so every worker sees the same
+validation AUC and takes the same early-stopping decision.
 """
 from __future__ import annotations
 
@@ -17,12 +25,12 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
-from sllmr_tf import features, fileio
+from sllmr_tf import features, fileio, shards
 from sllmr_tf.data import pairs_dir as pairs_dir_lib
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.errors import ArtifactError
 from sllmr_tf.models.build import build_backbone
-from sllmr_tf.training import artifacts, callbacks as callbacks_lib, methods as methods_lib
+from sllmr_tf.training import artifacts, callbacks as callbacks_lib, distribution, methods as methods_lib
 from sllmr_tf.training.config import TrainConfig
 from sllmr_tf.training.gate import ReliabilityGate, fit_gate
 from sllmr_tf.training.gate_report import gate_report
@@ -55,46 +63,77 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
             holding another run.
     """
     method = config.validate()
+    place = distribution.placement(config.strategy)  # before any other TensorFlow op
+    write_dir = place.write_dir(config.model_dir)
     data = DatasetDir(config.data_dir)
     data.check_shards()
     if method.uses_pairs:
         data.check_lineage(pairs_dir_lib.scored_dataset(config.pairs_dir), config.pairs_dir)
-    if _claim_model_dir(config, data, overwrite, log) == "finished":
+    if not place.is_chief and overwrite:
+        fileio.rmtree(write_dir)
+    if (_claim_model_dir(config, data, overwrite, log) if place.is_chief else
+            "finished" if fileio.exists(artifacts.path(config.model_dir, artifacts.METRICS)) else "resume") == "finished":
         return fileio.read_json(artifacts.path(config.model_dir, artifacts.METRICS))
-    table = load_pairs_table(config.pairs_dir, data, method.keep_augmented) if method.uses_pairs else None
+    table = load_pairs_table(config.pairs_dir, data, method.keep_augmented, place.worker_index,
+                             place.num_workers) if method.uses_pairs else None
     if config.pairs_dir and not method.uses_pairs:
         log(f"method {config.method!r} ignores --pairs_dir")
 
     gate, gate_fit = fit_gate(table.rows()) if method.has_gate else (None, None)
+    if gate is not None:
+        place.chief_values(gate.weights)  # one gate for all workers: the one fitted on the chief's pairs
     tf.keras.utils.set_random_seed(config.seed)
     vocab_sizes = features.vocab_sizes(data.stats)
-    model = training_model(config, method, vocab_sizes, gate)
-    backbone = model.backbone
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-    train_batches = training_batches(config.data_dir, config.batch_size, config.seed, table,
-                                     config.pairs_per_example, config.shuffle_buffer)
-    valid_batches = interaction_batches(config.data_dir, "valid", config.eval_batch_size)
 
-    first_batch = next(iter(train_batches))
-    model.loss_terms(*first_batch, training=False)  # builds backbone and gate before any restore
+    def worker_train_batches(worker_index: int, num_workers: int) -> tf.data.Dataset:
+        batches = training_batches(config.data_dir, config.batch_size * place.replicas_per_worker, config.seed,
+                                   table, config.pairs_per_example, config.shuffle_buffer,
+                                   worker_index=worker_index, num_workers=num_workers)
+        return batches.repeat() if num_workers > 1 else batches  # every worker takes the same number of steps
+
+    def worker_valid_batches(_: int, num_workers: int) -> tf.data.Dataset:
+        # Every worker evaluates the whole split: the same validation AUC everywhere.
+        batches = interaction_batches(config.data_dir, "valid", config.eval_batch_size * place.replicas_per_worker)
+        return batches.repeat() if num_workers > 1 else batches
+
+    train_batches = worker_train_batches(place.worker_index, place.num_workers)
+    steps = {"steps_per_epoch": place.steps(data.stats["splits"]["train"]["examples"], config.batch_size),
+             # each worker's replica covers the whole split once
+             "validation_steps": place.steps(data.stats["splits"]["valid"]["examples"] * place.num_workers,
+                                             config.eval_batch_size)}
+    with place.strategy.scope():
+        model = training_model(config, method, vocab_sizes, gate)
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        # The logs are this worker's metrics (Keras's default sums the replicas' values): each
+        # worker's validation AUC is over the whole split, the same on every worker.
+        model.distribute_reduction_method = "first"
+        first_batch = next(iter(train_batches))
+        model.loss_terms(*first_batch, training=False)  # builds backbone and gate before any restore
+    backbone = model.backbone
     # Every variable exists now; marked built, BackupAndRestore also builds the optimizer before
     # restoring, so Adam's slots come back with the weights on resume.
     model.built = True
 
-    stopping = callbacks_lib.EarlyStoppingOnAuc(config.model_dir, config.patience, log=log)
+    stopping = callbacks_lib.EarlyStoppingOnAuc(config.model_dir, config.patience, log=log, write_dir=write_dir)
     stopping.on_train_begin()
-    log(_describe(config, data, table))
+    log(_describe(config, data, table, place))
     started = time.time()
     if stopping.state.get("finished"):
-        model.load_weights(artifacts.path(config.model_dir, artifacts.BEST_WEIGHTS)).expect_partial()
+        model.load_weights(artifacts.path(write_dir, artifacts.BEST_WEIGHTS)).expect_partial()
     else:
-        model.fit(train_batches, validation_data=valid_batches, epochs=config.epochs, verbose=verbose,
-                  callbacks=[stopping, *_standard_callbacks(config, model, train_batches, log),
+        model.fit(place.distribute(worker_train_batches), validation_data=place.distribute(worker_valid_batches), epochs=config.epochs,
+                  verbose=verbose, **steps,
+                  callbacks=[stopping, *_standard_callbacks(config, model, train_batches, log, place.is_chief),
                              *extra_callbacks])
         stopping.state["finished"] = True
-        fileio.write_json(artifacts.path(config.model_dir, artifacts.EARLY_STOPPING), stopping.state)
+        fileio.write_json(artifacts.path(write_dir, artifacts.EARLY_STOPPING), stopping.state)
 
-    artifacts.save_backbone(config.model_dir, config.backbone, config.backbone_config(), vocab_sizes, backbone)
+    artifacts.save_backbone(write_dir, config.backbone, config.backbone_config(), vocab_sizes, backbone)
+    log(f"backbone weights digest {distribution.weights_digest(backbone)}")
+    if not place.is_chief:
+        place.remove_write_dir(config.model_dir)
+        return {"training": {"epochs_run": stopping.state["epochs_run"], "best_epoch": stopping.state["best_epoch"],
+                             "best_val_auc": stopping.state["best"]}}
     metrics = {
         "backbone": config.backbone, "method": config.method, "seed": config.seed,
         "data_dir": fileio.absolute(config.data_dir),
@@ -132,13 +171,18 @@ def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes:
 
 
 def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches: tf.data.Dataset,
-                        log: Log) -> list:
+                        log: Log, is_chief: bool = True) -> list:
+    """BackupAndRestore on every worker (under a multi-worker strategy Keras restores all of them
+    from the chief's backup and the others write theirs to a temporary dir it removes); the
+    summaries on the chief only."""
     logs = artifacts.path(config.model_dir, artifacts.LOGS_DIR)
     out = [
         tf.keras.callbacks.BackupAndRestore(artifacts.path(config.model_dir, artifacts.BACKUP_DIR)),
-        tf.keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0),
         callbacks_lib.ResumeNotice(log),
     ]
+    if not is_chief:
+        return out
+    out.append(tf.keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0))
     if model.method.weighting in (methods_lib.WEIGHT_GATE, methods_lib.WEIGHT_HEURISTIC):
         out.append(callbacks_lib.GateHistograms(logs, list(train_batches.take(GATE_SAMPLE_BATCHES))))
     return out
@@ -170,8 +214,15 @@ def _claim_model_dir(config: TrainConfig, data: DatasetDir, overwrite: bool, log
     return "resume"
 
 
-def _describe(config: TrainConfig, data: DatasetDir, table: PairsTable | None) -> str:
+def _describe(config: TrainConfig, data: DatasetDir, table: PairsTable | None,
+              place: distribution.Placement) -> str:
     split = data.stats["splits"]["train"]
     pairs = f"{len(table):,} LLM pairs for {int((table.counts > 0).sum()):,} users" if table else "no LLM pairs"
-    return (f"training {config.backbone} / {config.method} on {split['examples']:,} train examples, "
+    where = ""
+    if place.name != "default":
+        mine = shards.worker_shards(data.num_shards, place.worker_index, place.num_workers)
+        where = (f"worker {place.worker_index} of {place.num_workers} ({config.strategy}, "
+                 f"{place.strategy.num_replicas_in_sync} replicas, global batch "
+                 f"{config.batch_size * place.strategy.num_replicas_in_sync}), data shards {mine}: ")
+    return (f"{where}training {config.backbone} / {config.method} on {split['examples']:,} train examples, "
             f"{pairs}; model_dir {config.model_dir}")

@@ -1,17 +1,18 @@
-"""Serving cost of S-LLMR: the base and the sllmr export of each backbone, side by side.
+"""Serving cost of S-LLMR and of kar: the base, sllmr and kar exports of each backbone, side by side.
 
     python -m sllmr_tf.bench.serving --data_dir=DIR --pairs_dir=DIR --work_dir=DIR \
         [--backbones=dnn,deepfm,...] [--epochs=1] [--requests=1000]
 
-For each backbone it trains (or reuses, in work_dir) a `base` and a `sllmr` run,
-exports both with sllmr-export's library, loads both SavedModels in this process
+For each backbone it trains (or reuses, in work_dir) a `base`, a `sllmr` and a `kar`
+run, exports them with sllmr-export's library, loads the SavedModels in this process
 and times `serving_default` on real test examples at batch 1 and 256. The models
 are called in turn, in an order that alternates, so load on the machine hits all
 alike; a second copy of the base export runs alongside as a control, whose ratio
 to base is the noise floor of the measurement (the same graph twice). Prints per
 backbone and batch size the p50 and p99 latency and the ratios sllmr / base (goal
-1.00 +- 0.05) and control / base, the SavedModel size ratio (saved_model.pb +
-variables/) and the examples/s served at batch 256.
+1.00 +- 0.05), kar / base (kar's serving graph carries the item knowledge table and
+its adapters: this is its cost) and control / base, the SavedModel size ratios
+(saved_model.pb + variables/) and the examples/s served at batch 256.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from sllmr_tf.export.config import ExportConfig
 from sllmr_tf.export.examples import split_examples
 from sllmr_tf.export.exporter import export_run
 from sllmr_tf.models.backbones import BACKBONES
+from sllmr_tf.training import methods
 from sllmr_tf.training.config import TrainConfig
 from sllmr_tf.training.trainer import train
 
@@ -43,7 +45,8 @@ flags.DEFINE_integer("batch_size", 1024, "Training batch size.")
 flags.DEFINE_integer("requests", 1000, "Timed requests per model and batch size.")
 flags.DEFINE_integer("warmup", 20, "Untimed requests per model and batch size first.")
 
-METHODS = ("base", "sllmr")
+METHODS = ("base", "sllmr", "kar")
+COMPARED = ("sllmr", "kar")  # each against base
 CONTROL = "base_again"  # the base export loaded a second time
 BATCH_SIZES = (1, 256)
 
@@ -51,7 +54,8 @@ BATCH_SIZES = (1, 256)
 def exported(backbone: str, method: str) -> str:
     """A fresh export of a trained run of `backbone` / `method` (trained first unless finished)."""
     model_dir = fileio.join(FLAGS.work_dir, "runs", f"{backbone}_{method}")
-    train(TrainConfig(data_dir=FLAGS.data_dir, pairs_dir=FLAGS.pairs_dir if method != "base" else None,
+    uses_pairs = methods.get_method(method).uses_pairs
+    train(TrainConfig(data_dir=FLAGS.data_dir, pairs_dir=FLAGS.pairs_dir if uses_pairs else None,
                       model_dir=model_dir, backbone=backbone, method=method, epochs=FLAGS.epochs,
                       batch_size=FLAGS.batch_size, num_bootstrap=20), verbose=0, log=lambda _: None)
     export_base = fileio.join(FLAGS.work_dir, "exports", f"{backbone}_{method}")
@@ -85,12 +89,12 @@ def measure(backbone: str, examples: list[bytes], requests: int, warmup: int) ->
     paths = {method: exported(backbone, method) for method in METHODS}
     serve = {name: tf.saved_model.load(paths[name if name != CONTROL else "base"]).signatures[
         contract.SERVING_DEFAULT] for name in (*METHODS, CONTROL)}
-    size_ratio = saved_model_bytes(paths["sllmr"]) / saved_model_bytes(paths["base"])
+    sizes = {method: saved_model_bytes(paths[method]) for method in METHODS}
     rows = []
     for size in BATCH_SIZES:
         seconds = latencies(serve, tf.constant(examples[:size]), requests, warmup)
-        row = {"backbone": backbone, "batch": size, "size_ratio": size_ratio,
-               "base_mb": saved_model_bytes(paths["base"]) / 1e6}
+        row = {"backbone": backbone, "batch": size, "base_mb": sizes["base"] / 1e6,
+               **{f"{method}_size_ratio": sizes[method] / sizes["base"] for method in COMPARED}}
         for name in serve:
             row[f"{name}_p50"], row[f"{name}_p99"] = np.percentile(seconds[name], [50, 99]) * 1e3
             row[f"{name}_examples_per_s"] = size / float(np.mean(seconds[name]))
@@ -98,19 +102,21 @@ def measure(backbone: str, examples: list[bytes], requests: int, warmup: int) ->
     return rows
 
 
-HEADER = ("| backbone | batch | base p50 / p99 ms | sllmr p50 / p99 ms | sllmr / base p50, p99 (goal 1.00 +- 0.05) | "
-          "control / base p50, p99 | size ratio (base MB) | served ex/s, base / sllmr |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|")
+HEADER = ("| backbone | batch | base p50 / p99 ms | sllmr p50 / p99 ms | kar p50 / p99 ms | "
+          "sllmr / base p50, p99 (goal 1.00 +- 0.05) | kar / base p50, p99 | control / base p50, p99 | "
+          "size ratio sllmr, kar (base MB) | served ex/s, base / sllmr / kar |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def format_row(row: dict) -> str:
-    served = (f"{row['base_examples_per_s']:,.0f} / {row['sllmr_examples_per_s']:,.0f}"
+    served = (" / ".join(f"{row[f'{name}_examples_per_s']:,.0f}" for name in METHODS)
               if row["batch"] == max(BATCH_SIZES) else "")
-    ratios = {name: f"{row[f'{name}_p50'] / row['base_p50']:.3f}, {row[f'{name}_p99'] / row['base_p99']:.3f}"
-              for name in ("sllmr", CONTROL)}
-    return (f"| {row['backbone']} | {row['batch']} | {row['base_p50']:.3f} / {row['base_p99']:.3f} | "
-            f"{row['sllmr_p50']:.3f} / {row['sllmr_p99']:.3f} | {ratios['sllmr']} | {ratios[CONTROL]} | "
-            f"{row['size_ratio']:.4f} ({row['base_mb']:.2f}) | {served} |")
+    latency = " | ".join(f"{row[f'{name}_p50']:.3f} / {row[f'{name}_p99']:.3f}" for name in METHODS)
+    ratios = " | ".join(f"{row[f'{name}_p50'] / row['base_p50']:.3f}, {row[f'{name}_p99'] / row['base_p99']:.3f}"
+                        for name in (*COMPARED, CONTROL))
+    size_ratios = ", ".join(f"{row[f'{name}_size_ratio']:.4f}" for name in COMPARED)
+    return (f"| {row['backbone']} | {row['batch']} | {latency} | {ratios} | "
+            f"{size_ratios} ({row['base_mb']:.2f}) | {served} |")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -121,7 +127,7 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError(f"unknown backbones {sorted(unknown)}; known: {', '.join(BACKBONES.names())}")
     examples = split_examples(FLAGS.data_dir, max(BATCH_SIZES))
     print(f"serving_default on {len(examples)} test examples of {FLAGS.data_dir}; {FLAGS.requests} timed requests "
-          f"per model and batch size, base, sllmr and the control called in turn; {os.cpu_count()} CPUs")
+          f"per model and batch size, base, sllmr, kar and the control called in turn; {os.cpu_count()} CPUs")
     print(HEADER, flush=True)
     for backbone in backbones:
         for row in measure(backbone, examples, FLAGS.requests, FLAGS.warmup):

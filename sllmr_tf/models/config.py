@@ -36,6 +36,10 @@ class BackboneConfig:
     # xDeepFM: feature maps per CIN layer; split-half feeds half of each map forward.
     xdeepfm_cin_units: tuple[int, ...] = (100, 100, 100)
     xdeepfm_cin_split_half: bool = True
+    # kar: width of the frozen language-model item vectors entering as extra fields (0: none),
+    # and the hidden units of the adapter that maps each to a field.
+    knowledge_dim: int = 0
+    knowledge_adapter_units: tuple[int, ...] = (128,)
 
     def __post_init__(self):
         if self.embedding_dim <= 0:
@@ -44,6 +48,8 @@ class BackboneConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.l2 < 0:
             raise ConfigError(f"l2 must be non-negative, got {self.l2}")
+        if self.knowledge_dim < 0:
+            raise ConfigError(f"knowledge_dim must be >= 0, got {self.knowledge_dim}")
         if self.dtype_policy not in DTYPE_POLICIES:
             raise ConfigError(f"dtype_policy must be one of {DTYPE_POLICIES}, got {self.dtype_policy!r}")
         if self.autoint_attention_size % self.autoint_heads:

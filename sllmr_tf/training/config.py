@@ -7,6 +7,7 @@ from sllmr_tf.errors import ConfigError
 from sllmr_tf.models.backbones import BACKBONES
 from sllmr_tf.models.config import BackboneConfig
 from sllmr_tf.options import option
+from sllmr_tf.scoring.embedding_backend import EMBEDDING_DIM
 from sllmr_tf.training import methods as methods_lib
 
 SPLITS = ("valid", "test", "train")
@@ -44,6 +45,8 @@ class TrainConfig:
     strategy: str = option("default", "tf.distribute strategy: default (one device), mirrored (this machine's "
                            "devices), multi_worker (the cluster in $TF_CONFIG; batch_size is per replica).",
                            choices=STRATEGIES)
+    knowledge_dir: str | None = option(None, "kar: where the items' MiniLM vectors are kept (embedded there "
+                                       "on the first run; default <data_dir>/knowledge).")
 
     def validate(self) -> methods_lib.Method:
         """The run's method; raises ConfigError naming the first invalid setting."""
@@ -73,8 +76,9 @@ class TrainConfig:
         return dataclasses.replace(self, **defaults)
 
     def backbone_config(self) -> BackboneConfig:
+        knowledge = methods_lib.get_method(self.method).knowledge
         return BackboneConfig(embedding_dim=self.embedding_dim, mlp_units=tuple(self.mlp_units),
-                              dropout=self.dropout, l2=self.l2)
+                              dropout=self.dropout, l2=self.l2, knowledge_dim=EMBEDDING_DIM if knowledge else 0)
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "mlp_units": list(self.mlp_units)}

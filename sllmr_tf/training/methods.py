@@ -14,6 +14,10 @@ how much each pair weighs:
                   involving a long-tail item, else 0 (ablation of the learned gate).
     sllmr         the pairwise loss weighted by the learned reliability gate.
     sllmr_noaug   sllmr without the augmented pairs (source == 1).
+    kar           BCE only, pairs never read; the language model's knowledge enters as
+                  features instead: each item's frozen MiniLM vector and the history's
+                  profile, through a trainable adapter, as extra backbone fields
+                  (models/knowledge_fields.py, training/knowledge.py).
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ class Method:
     llm_loss: str | None  # PAIRWISE, POINTWISE or None (pairs unused)
     weighting: str | None  # WEIGHT_* for pairwise methods
     keep_augmented: bool = True
+    knowledge: bool = False  # the backbone gets the knowledge fields (kar)
 
     @property
     def uses_pairs(self) -> bool:
@@ -52,6 +57,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("heuristic", PAIRWISE, WEIGHT_HEURISTIC),
     Method("sllmr", PAIRWISE, WEIGHT_GATE),
     Method("sllmr_noaug", PAIRWISE, WEIGHT_GATE, keep_augmented=False),
+    Method("kar", None, None, knowledge=True),
 )}
 
 

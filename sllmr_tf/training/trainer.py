@@ -30,11 +30,13 @@ from sllmr_tf.data import pairs_dir as pairs_dir_lib
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.errors import ArtifactError
 from sllmr_tf.models.build import build_backbone
+from sllmr_tf.models.knowledge_fields import set_item_knowledge
 from sllmr_tf.training import artifacts, callbacks as callbacks_lib, distribution, methods as methods_lib
 from sllmr_tf.training.config import TrainConfig
 from sllmr_tf.training.gate import ReliabilityGate, fit_gate
 from sllmr_tf.training.gate_report import gate_report
 from sllmr_tf.training.inputs import interaction_batches, training_batches
+from sllmr_tf.training.knowledge import item_knowledge
 from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table
 from sllmr_tf.training.prediction import evaluate_split
@@ -163,9 +165,11 @@ def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes:
         gate: the fitted gate, for the gate's methods.
 
     Returns:
-        The TrainingModel, not compiled.
+        The TrainingModel, not compiled; kar's backbone holds the items' knowledge vectors.
     """
     backbone = build_backbone(config.backbone, vocab_sizes, config.backbone_config())
+    if method.knowledge:
+        set_item_knowledge(backbone, item_knowledge(DatasetDir(config.data_dir), config.knowledge_dir))
     return TrainingModel(backbone, method, llm_loss_weight=config.llm_loss_weight,
                          confidence_weighting=config.confidence_weighting, gate=gate)
 

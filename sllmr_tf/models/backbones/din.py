@@ -3,7 +3,8 @@
 Each history sequence is paired with the target feature of the same vocabulary
 (hist_item_ids with item_id, hist_item_categories with item_category); their
 concatenations are the keys and the query of the local activation unit. The
-remaining scalar fields and the pooled interest feed the MLP.
+remaining scalar fields (with kar's knowledge fields) and the pooled interest
+feed the MLP.
 """
 from __future__ import annotations
 
@@ -44,5 +45,6 @@ def build(inputs: Mapping[str, tf.Tensor], vocab_sizes: Mapping[str, int], confi
                                       l2=config.l2, name="local_activation")(
         [query, keys, history_mask(inputs)])
     scalars = [embedded[f.name] for f in features.model_features() if not f.shape]
+    scalars += F.knowledge_fields(inputs, vocab_sizes, config)
     deep = F.deep_tower(tf.concat(scalars + [interest], axis=-1), config)
     return F.logit(deep)

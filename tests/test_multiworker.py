@@ -161,15 +161,27 @@ def _loaded_pairs(log: str) -> tuple[list[int], int, int]:
 
 
 @pytest.mark.slow
-def test_two_workers_train_in_step_and_only_the_chief_writes_the_run(cluster, sharded_world):
+def test_two_workers_train_in_step_survive_a_kill_by_a_restart_and_only_the_chief_writes_the_run(
+        cluster, sharded_world):
+    """One scenario, for CI's time: two workers start; worker 1 is killed in epoch 2, which
+    fails the chief too (the contract of MultiWorkerMirroredStrategy: a lost peer fails the
+    others' collectives); restarting both resumes at the backup epoch and the run finishes."""
     from sllmr_tf.training import artifacts
     from sllmr_tf.training.distribution import weights_digest
 
     data_dir, pairs_dir = sharded_world
-    run = cluster("--epochs=2")
+    run = cluster("--epochs=3", "--patience=5")
+    for i in range(WORKERS):
+        run.start(i)
+    run.wait_for(0, r"Epoch 2/3")
+    time.sleep(0.3)
+    os.kill(run.procs[1].pid, signal.SIGKILL)
+    assert run.procs[0].wait(90) != 0
     for i in range(WORKERS):
         run.start(i)
     assert run.wait() == [0, 0], run.log(0) + run.log(1)
+    for i in range(WORKERS):
+        assert "resumed from the backup checkpoint at epoch 2" in run.log(i)
 
     chief, worker = run.digests()
     assert chief == worker == weights_digest(artifacts.load_backbone(run.model_dir))
@@ -177,7 +189,7 @@ def test_two_workers_train_in_step_and_only_the_chief_writes_the_run(cluster, sh
     assert not os.path.exists(f"{run.model_dir}.worker-1")
     assert not [d for d, _, _ in os.walk(run.model_dir) if "workertemp" in d]
     val_aucs = [re.findall(r"val_auc: ([\d.]+)", run.log(i)) for i in range(WORKERS)]
-    assert len(val_aucs[0]) == 2 and val_aucs[0] == val_aucs[1]  # the same early-stopping evidence
+    assert val_aucs[0] == val_aucs[1]  # the same early-stopping evidence on both workers
     assert all(0 < float(auc) < 1 for auc in val_aucs[0])  # one worker's AUC, not a sum over workers
 
     user_shards = DatasetDir(data_dir).user_shards()
@@ -187,23 +199,3 @@ def test_two_workers_train_in_step_and_only_the_chief_writes_the_run(cluster, sh
         mine = pairs_dir_lib.read_pairs(pairs_dir, pairs_dir_lib.worker_pair_files(pairs_dir, i, WORKERS))["user_id"]
         assert pairs == mine.size and users == np.unique(mine).size
         assert set(user_shards[mine]) == set(data_shards)
-
-
-@pytest.mark.slow
-def test_a_worker_killed_mid_epoch_takes_the_job_down_and_a_restart_of_all_resumes(cluster):
-    run = cluster("--epochs=3", "--patience=5")
-    for i in range(WORKERS):
-        run.start(i)
-    run.wait_for(0, r"Epoch 2/3")
-    time.sleep(0.3)
-    os.kill(run.procs[1].pid, signal.SIGKILL)
-    # The contract of MultiWorkerMirroredStrategy: a lost peer fails the collectives of the others.
-    chief_rc = run.procs[0].wait(90)
-    assert chief_rc != 0
-    for i in range(WORKERS):
-        run.start(i)
-    assert run.wait() == [0, 0], run.log(0) + run.log(1)
-    for i in range(WORKERS):
-        assert "resumed from the backup checkpoint at epoch 2" in run.log(i)
-    chief, worker = run.digests()
-    assert chief == worker

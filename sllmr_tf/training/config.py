@@ -16,7 +16,7 @@ PAIR_SETTINGS = ("pairs_dir", "llm_loss_weight", "pairs_per_example", "confidenc
 # against every item the user has no earlier row for (training/full_ranking.py).
 PROTOCOLS = ("sampled", "full_ranking")
 FULL_RANKING_SUFFIX = "_full_ranking"  # metrics.json key of a full-ranking block: "test_full_ranking"
-RANKING_CHUNK_PAIRS = 1 << 20
+RANKING_CHUNK_PAIRS = 1 << 16  # pairs per forward pass by default (BUILD_NOTES.md, "Full-ranking evaluation")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """sllmr-eval: metrics of a trained model_dir on a split, with 95% intervals.
 
-    sllmr-eval --model_dir=DIR --data_dir=DIR [--split=test]
+    sllmr-eval --model_dir=DIR --data_dir=DIR [--split=test] [--protocol=sampled|full_ranking]
 
-Prints the segment table and writes the split's block into model_dir/metrics.json.
+Prints the segment table and writes the split's block into model_dir/metrics.json
+(under <split>_full_ranking for --protocol=full_ranking).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def main(argv: Sequence[str]) -> None:
     from sllmr_tf.training.prediction import evaluate_run
     from sllmr_tf.training.report import metrics_summary
 
-    print(metrics_summary({config.split: evaluate_run(config)}))
+    print(metrics_summary({config.metrics_key: evaluate_run(config)}))
 
 
 def run() -> None:

@@ -8,7 +8,8 @@
       early_stopping.json      early stopping state, so a restarted run keeps counting
       backup/                  BackupAndRestore checkpoint; removed when training ends
       logs/{train,validation,gate}/   TensorBoard event files
-      metrics.json             metrics per split (see evaluation.py) + the training summary
+      metrics.json             metrics per split (see evaluation.py; <split>_full_ranking: full_ranking.py)
+                               + the training summary
 
 `load_backbone(model_dir)` rebuilds the backbone from backbone.json with the
 registry and loads its weights: all the export stage needs, since the served

@@ -14,6 +14,11 @@ SPLITS = ("valid", "test", "train")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # training/distribution.py
 # Settings only methods with LLM pairs read: a base run is the same run whatever they are.
 PAIR_SETTINGS = ("pairs_dir", "llm_loss_weight", "pairs_per_example", "confidence_weighting")
+# How a split is evaluated: its rows (positives and their sampled negatives), or each positive
+# against every item the user has no earlier row for (training/full_ranking.py).
+PROTOCOLS = ("sampled", "full_ranking")
+FULL_RANKING_SUFFIX = "_full_ranking"  # metrics.json key of a full-ranking block: "test_full_ranking"
+RANKING_CHUNK_PAIRS = 1 << 16  # pairs per forward pass by default (BUILD_NOTES.md, "Full-ranking evaluation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +52,9 @@ class TrainConfig:
                            choices=STRATEGIES)
     knowledge_dir: str | None = option(None, "kar: where the items' MiniLM vectors are kept (embedded there "
                                        "on the first run; default <data_dir>/knowledge).")
+    full_ranking_eval: bool = option(False, "After training, also rank every test positive against every "
+                                     "item the user has no train or valid row for (metrics.json "
+                                     "test_full_ranking; slow on large catalogues).")
 
     def validate(self) -> methods_lib.Method:
         """The run's method; raises ConfigError naming the first invalid setting."""
@@ -94,3 +102,13 @@ class EvalConfig:
     batch_size: int = option(4096, "Prediction batch size.")
     num_bootstrap: int = option(200, "Bootstrap resamples of the AUC intervals.")
     seed: int = option(0, "Seed of the bootstrap.")
+    protocol: str = option("sampled", "sampled: AUC over the split's rows (positives and their sampled "
+                           "negatives); full_ranking: each positive against every item the user has no "
+                           "earlier-split row for, written as <split>_full_ranking.", choices=PROTOCOLS)
+    ranking_chunk_pairs: int = option(RANKING_CHUNK_PAIRS, "full_ranking: (user, item) pairs scored in one "
+                                      "forward pass (a chunk holds this // items users, at least one).")
+
+    @property
+    def metrics_key(self) -> str:
+        """Where the block goes in metrics.json: the split, or <split>_full_ranking."""
+        return self.split + (FULL_RANKING_SUFFIX if self.protocol == "full_ranking" else "")

@@ -71,7 +71,7 @@ def segment_report(pred: Predictions, num_bootstrap: int, seed: int) -> dict:
     out["logloss"] = logloss(pred.labels, pred.probs)
     if 0 < out["positives"] < n:
         out["auc"] = auc(pred.labels, pred.probs)
-        out["auc_ci95"] = _interval(bootstrap_auc(pred.labels, pred.probs, pred.users, num_bootstrap, seed))
+        out["auc_ci95"] = interval95(bootstrap_auc(pred.labels, pred.probs, pred.users, num_bootstrap, seed))
     return out
 
 
@@ -106,7 +106,7 @@ def gauc_report(pred: Predictions, num_bootstrap: int, seed: int) -> dict:
         out["value"] = float(per_user.mean())
         rng = np.random.default_rng(seed)
         draws = rng.integers(0, per_user.size, (num_bootstrap, per_user.size))
-        out["ci95"] = _interval(per_user[draws].mean(axis=1))
+        out["ci95"] = interval95(per_user[draws].mean(axis=1))
     return out
 
 
@@ -141,7 +141,8 @@ class _RankedScores:
         return float(np.sum(pos * (below + 0.5 * neg)) / (total_pos * total_neg))
 
 
-def _interval(values: np.ndarray) -> list[float] | None:
+def interval95(values: np.ndarray) -> list[float] | None:
+    """The 2.5 and 97.5 percentiles of bootstrap values (None without any)."""
     if values.size == 0:
         return None
     lo, hi = np.percentile(values, [2.5, 97.5])

@@ -95,7 +95,7 @@ def build_pairs_table(raw: Mapping[str, np.ndarray], data: DatasetDir, keep_augm
     columns["is_cold_user"] = user_signals["is_cold_user"][user]
     columns["teacher_a"], columns["teacher_b"] = teacher_probabilities(
         user, columns["item_a"], columns["item_b"], columns["confidence"], num_items)
-    sides = {side: _item_side(columns[f"item_{side}"], items) for side in SIDES}
+    sides = {side: item_side(columns[f"item_{side}"], items) for side in SIDES}
     return PairsTable(columns=columns, sides=sides, users=user_features(data))
 
 
@@ -136,7 +136,7 @@ def teacher_probabilities(users: np.ndarray, a: np.ndarray, b: np.ndarray, confi
     return per_slot[:n], per_slot[n:]
 
 
-def _item_side(item_ids: np.ndarray, lookup: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def item_side(item_ids: np.ndarray, lookup: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The item-side features of each item, by feature name (features.item_side_features)."""
     return {f.name: (item_ids if f.name == "item_id" else lookup[f.name][item_ids]).astype(f.numpy_dtype)
             for f in features.item_side_features()}

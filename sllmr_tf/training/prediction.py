@@ -10,6 +10,7 @@ from sllmr_tf.errors import ArtifactError
 from sllmr_tf.training import artifacts
 from sllmr_tf.training.config import EvalConfig
 from sllmr_tf.training.evaluation import Predictions, evaluate
+from sllmr_tf.training.full_ranking import evaluate_full_ranking
 from sllmr_tf.training.inputs import interaction_batches
 
 _MODEL_FEATURES = tuple(f.name for f in features.model_features())
@@ -56,10 +57,10 @@ def evaluate_run(config: EvalConfig) -> dict:
     """Evaluate a finished run on a split and record it in the run's metrics.json.
 
     Args:
-        config: the run, the dataset and split to evaluate, and the bootstrap settings.
+        config: the run, the dataset and split to evaluate, the protocol and the bootstrap settings.
 
     Returns:
-        The split's metrics block.
+        The split's metrics block, also written under metrics.json[config.metrics_key].
 
     Raises:
         ArtifactError: the run is not finished, the dataset is not the one it was trained on,
@@ -69,10 +70,14 @@ def evaluate_run(config: EvalConfig) -> dict:
     data.check_shards()
     artifacts.check_dataset(config.model_dir, data)
     backbone = artifacts.load_backbone(config.model_dir)
-    block = evaluate_split(backbone, config.data_dir, config.split, config.batch_size, config.num_bootstrap,
-                           config.seed)
+    if config.protocol == "full_ranking":
+        block = evaluate_full_ranking(backbone, config.data_dir, config.split, config.num_bootstrap, config.seed,
+                                      config.ranking_chunk_pairs)
+    else:
+        block = evaluate_split(backbone, config.data_dir, config.split, config.batch_size, config.num_bootstrap,
+                               config.seed)
     metrics_path = artifacts.path(config.model_dir, artifacts.METRICS)
     metrics = fileio.read_json(metrics_path) or {}
-    metrics[config.split] = block
+    metrics[config.metrics_key] = block
     fileio.write_json(metrics_path, metrics)
     return block

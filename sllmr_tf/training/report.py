@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from sllmr_tf import segments
+from sllmr_tf.training.config import FULL_RANKING_SUFFIX
 
 
 def metrics_summary(metrics: dict) -> str:
-    """A compact table of the metrics of each evaluated split, then the gate's line."""
+    """A compact table of the metrics of each evaluated split (sampled, then full ranking), then
+    the gate's line."""
     lines = []
-    for split in ("train", "valid", "test"):
+    for split in (key for name in ("train", "valid", "test") for key in (name, name + FULL_RANKING_SUFFIX)):
         if split not in metrics:
             continue
         block = metrics[split]

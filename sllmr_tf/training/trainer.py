@@ -32,7 +32,8 @@ from sllmr_tf.errors import ArtifactError
 from sllmr_tf.models.build import build_backbone
 from sllmr_tf.models.knowledge_fields import set_item_knowledge
 from sllmr_tf.training import artifacts, callbacks as callbacks_lib, distribution, methods as methods_lib
-from sllmr_tf.training.config import TrainConfig
+from sllmr_tf.training.config import FULL_RANKING_SUFFIX, TrainConfig
+from sllmr_tf.training.full_ranking import evaluate_full_ranking
 from sllmr_tf.training.gate import ReliabilityGate, fit_gate
 from sllmr_tf.training.gate_report import gate_report
 from sllmr_tf.training.inputs import interaction_batches, training_batches
@@ -147,6 +148,9 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     for split in ("valid", "test"):
         metrics[split] = evaluate_split(backbone, config.data_dir, split, config.eval_batch_size,
                                         config.num_bootstrap, config.seed)
+    if config.full_ranking_eval:
+        metrics["test" + FULL_RANKING_SUFFIX] = evaluate_full_ranking(backbone, config.data_dir, "test",
+                                                                      config.num_bootstrap, config.seed)
     if method.has_gate:
         metrics["gate"] = {**gate_report(model, table), "fit": gate_fit.to_json()}
     fileio.write_json(artifacts.path(config.model_dir, artifacts.METRICS), metrics)

@@ -5,7 +5,7 @@ Every server (SmolLM2-135M under llama.cpp) sits behind a counting proxy
 it answered, and runs the kill at the request a seeded schedule picks, so the
 requests before the kill are answered and the one at the kill is in flight.
 Both tests compare the decoded pair records with an uninterrupted run's.
-The smallest settings of test_scoring_llama.py: 3 lists of 5 candidates, 2 orders.
+Smaller than test_scoring_llama.py (CPU time): 2 lists of 5 candidates, 3 history items, 2 orders.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEDULE_SEED = 13
-SETTINGS = {"list_size": 5, "positives_per_list": 2, "history_length": 5, "num_orders": 2, "max_lists": 3,
+SETTINGS = {"list_size": 5, "positives_per_list": 2, "history_length": 3, "num_orders": 2, "max_lists": 2,
             "concurrency": 1, "openai_mode": "logprobs", "request_timeout_s": 300, "seed": 0}
 
 

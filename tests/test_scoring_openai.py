@@ -361,7 +361,7 @@ for path in sys.argv[1:]:
     score.FLAGS.unparse_flags()
     score.FLAGS(["sllmr-score", "--flagfile=" + path, "--data_dir=unused", "--pairs_dir=unused"])
     config_flags.build(ScoreConfig).validate()
-    config_flags.build(OpenAIConfig)
+    config_flags.build(OpenAIConfig).validate()
     score.scorer_options(score.FLAGS.scorer_option)
     print("parsed", path)
 """

@@ -12,7 +12,7 @@ failures in a row holds one request at a time) and rejoins on success.
 
 A server that failed more than `retries` times in a row counts as down. A
 request fails (`RequestFailed`, a `TransportError`) only when every server is
-down: with one server that is the plain retry rule (retries + 1 attempts with
+down, with the last server's error: with one server that is the plain retry rule (retries + 1 attempts with
 backoff); with many, no request fails while any server answers. Once every
 server is down the pool fails each request at once, so the job ends
 (`ScoringAborted`) after `max_consecutive_failures` requests instead of
@@ -121,7 +121,8 @@ class ServerPool:
         with self._ready:
             while True:
                 if all(s.failures > self.retries for s in self.servers):
-                    raise RequestFailed(f"no server of the pool answers; last: {self._last_error}")
+                    pool = f" (all {len(self.servers)} servers of the pool are down)" if len(self.servers) > 1 else ""
+                    raise RequestFailed(self._last_error + pool)
                 now = time.monotonic()
                 free = [s for s in self.servers if s.resting_until <= now
                         and s.in_flight < (1 if s.failures else self.max_in_flight)]

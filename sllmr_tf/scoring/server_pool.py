@@ -11,9 +11,10 @@ its work. After the rest the server gets one request as a probe (a server with
 failures in a row holds one request at a time) and rejoins on success.
 
 A server that failed more than `retries` times in a row counts as down. A
-request fails (`RequestFailed`, a `TransportError`) only when every server is
-down, with the last server's error: with one server that is the plain retry rule (retries + 1 attempts with
-backoff); with many, no request fails while any server answers. Once every
+request fails (`RequestFailed`, a `TransportError`, naming the last server's
+error) only when every server is down: with one server that is the plain
+retry rule (retries + 1 attempts with backoff); with many, no request fails
+while any server answers. Once every
 server is down the pool fails each request at once, so the job ends
 (`ScoringAborted`) after `max_consecutive_failures` requests instead of
 waiting out every rest; the outage a pool rides out is about

@@ -6,7 +6,9 @@ skipped with the reason when llama-cpp-python is not installed, except in CI
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import http.client
 import http.server
 import os
 import threading
@@ -22,22 +24,41 @@ INSTALL_HINT = ("pip install --find-links ~/.cache/sllmr-wheels 'llama-cpp-pytho
 
 
 class CountingProxy(http.server.ThreadingHTTPServer):
-    """Forwards every request to `upstream` and counts the chat completions it passes on."""
+    """Forwards every request to `upstream` and counts the chat completions it passes on.
+
+    `asked` holds the body of every chat completion received, `answered` those whose
+    answer it passed back. `before_forward(n)`, if set, runs when the n-th completion
+    arrives (1-based), before it is forwarded; returning False drops the request
+    unanswered (the kill tests kill a process there). An upstream that is gone
+    (refused or reset) closes the client's connection unanswered, as a dead server would.
+    """
 
     def __init__(self, upstream: str):
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
         self.upstream = upstream.rstrip("/")
         self.base_url = f"http://127.0.0.1:{self.server_address[1]}/v1"
-        self.completions = 0
+        self.asked: list[bytes] = []
+        self.answered: list[bytes] = []
+        self.before_forward = None
         self.lock = threading.Lock()
         threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def completions(self) -> int:
+        return len(self.asked)
 
 
 class _ProxyHandler(http.server.BaseHTTPRequestHandler):
     def _forward(self, body: bytes | None) -> None:
-        if self.path.endswith("/chat/completions"):
+        completion = self.path.endswith("/chat/completions")
+        if completion:
             with self.server.lock:
-                self.server.completions += 1
+                self.server.asked.append(body)
+                count = len(self.server.asked)
+            hook = self.server.before_forward
+            if hook is not None and hook(count) is False:
+                self.close_connection = True
+                return
         path = self.path[len("/v1"):] if self.path.startswith("/v1") else self.path
         request = urllib.request.Request(self.server.upstream + path, data=body, method=self.command,
                                          headers={"Content-Type": self.headers.get("Content-Type", "")})
@@ -46,6 +67,12 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
                 status, payload = response.status, response.read()
         except urllib.error.HTTPError as e:
             status, payload = e.code, e.read()
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError):  # the server is gone
+            self.close_connection = True
+            return
+        if completion:
+            with self.server.lock:
+                self.server.answered.append(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -73,16 +100,27 @@ class LlamaEndpoint:
         return self.proxy.completions
 
 
-@pytest.fixture(scope="session")
-def llama():
+@contextlib.contextmanager
+def llama_endpoint(server: LlamaServer):
+    """A counting proxy in front of a started server."""
+    proxy = CountingProxy(server.base_url)
+    try:
+        yield LlamaEndpoint(proxy.base_url, server.model, proxy)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def require_llama_cpp() -> None:
+    """Skips the test without llama-cpp-python (fails in CI)."""
     if not llama_cpp_installed():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"llama-cpp-python is required in CI: {INSTALL_HINT}")
         pytest.skip(f"llama-cpp-python is not installed: {INSTALL_HINT}")
-    with LlamaServer() as server:
-        proxy = CountingProxy(server.base_url)
-        try:
-            yield LlamaEndpoint(proxy.base_url, server.model, proxy)
-        finally:
-            proxy.shutdown()
-            proxy.server_close()
+
+
+@pytest.fixture(scope="session")
+def llama():
+    require_llama_cpp()
+    with LlamaServer() as server, llama_endpoint(server) as endpoint:
+        yield endpoint

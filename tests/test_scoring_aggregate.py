@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sllmr_tf.scoring.aggregate import aggregate_pairs, pairwise_wins
+from sllmr_tf.scoring.aggregate import ScoreAnswers, aggregate_pairs, pairwise_wins
 
 
 def _pairs(scores, **kwargs):
@@ -93,3 +93,28 @@ def test_max_pairs_keeps_a_seeded_sample_of_the_pairs():
 def test_no_answer_is_an_error():
     with pytest.raises(ValueError):
         aggregate_pairs([])
+
+
+def _score_pairs(answers):
+    return {(p.a, p.b): p.confidence for p in aggregate_pairs(ScoreAnswers(np.asarray(s, float) for s in answers))[1]}
+
+
+def test_score_answers_give_pairs_in_score_order_with_confidence_from_the_score_difference():
+    pairs = _score_pairs([[0.9, 0.1, 0.5, 0.3]])
+    assert list(pairs) == [(0, 2), (0, 3), (0, 1), (2, 3), (2, 1), (3, 1)]  # best pairs first
+    for (a, b), confidence in pairs.items():  # 0.5 + 0.5 (s_a - s_b): the scale is kept
+        assert confidence == pytest.approx(0.5 + 0.5 * ([0.9, 0.1, 0.5, 0.3][a] - [0.9, 0.1, 0.5, 0.3][b]))
+    assert _score_pairs([[1.0, 0.0]]) == {(0, 1): 1.0}
+    assert _score_pairs([[0.3, 0.1]]) != _score_pairs([[30.0, 10.0]])  # unlike ranks, not scale free
+
+
+def test_several_score_answers_are_averaged_before_pairing():
+    pairs = _score_pairs([[0.9, 0.5, 0.2], [0.5, 0.7, 0.2]])  # means 0.7, 0.6, 0.2
+    assert pairs == pytest.approx({(0, 1): 0.55, (0, 2): 0.75, (1, 2): 0.7})
+
+
+def test_tied_scores_form_no_pair_with_each_other():
+    pairs = _score_pairs([[0.5, 0.8, 0.5, 0.2]])  # 0 and 2 tie (e.g. both missing: 0.5)
+    assert (0, 2) not in pairs and (2, 0) not in pairs
+    assert set(pairs) == {(1, 0), (1, 2), (1, 3), (0, 3), (2, 3)}
+    assert _score_pairs([[0.4, 0.4, 0.4]]) == {}

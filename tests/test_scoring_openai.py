@@ -23,7 +23,7 @@ import pytest
 
 from sllmr_tf.data.pairs_dir import read_pairs, summary_path
 from sllmr_tf.errors import ConfigError
-from sllmr_tf.scoring import openai_backend, pipeline
+from sllmr_tf.scoring import openai_backend, pipeline, prompts
 from sllmr_tf.scoring.base import RankRequest, TransportError
 from sllmr_tf.scoring.config import CandidateConfig, OpenAIConfig, ScoreConfig
 
@@ -41,8 +41,9 @@ class FakeEndpoint(http.server.ThreadingHTTPServer):
         self.bodies: list[dict] = []
         self.auth: list[str | None] = []
         self.statuses: list[int] = []  # statuses to return before answering normally
-        self.answer = "ranking"  # ranking | garbage | no_choices | not_json | logprobs | no_logprobs
+        self.answer = "ranking"  # ranking | scores | garbage | no_choices | not_json | logprobs | no_logprobs
         self.delay_s = 0.0
+        self.in_flight = self.most_in_flight = 0
         self.lock = threading.Lock()
         threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
 
@@ -50,7 +51,11 @@ class FakeEndpoint(http.server.ThreadingHTTPServer):
         with self.lock:
             self.bodies.append(body)
             status = self.statuses.pop(0) if self.statuses else 200
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
         time.sleep(self.delay_s)
+        with self.lock:
+            self.in_flight -= 1
         if status != 200:
             return status, b'{"error": "busy"}'
         if self.answer == "not_json":
@@ -60,6 +65,7 @@ class FakeEndpoint(http.server.ThreadingHTTPServer):
         prompt = body["messages"][-1]["content"]
         by_title = sorted(CANDIDATE_LINE.findall(prompt), key=lambda c: c[1])
         text = {"ranking": " > ".join(label for label, _ in by_title), "garbage": "no idea, sorry friend",
+                "scores": "\n".join(f"{label}: {1 - rank / len(by_title):.2f}" for rank, (label, _) in enumerate(by_title)),
                 "logprobs": by_title[0][0], "no_logprobs": by_title[0][0]}[self.answer]
         choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
         if self.answer == "logprobs":
@@ -84,12 +90,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _stop(server: FakeEndpoint) -> None:
+    """Shut the endpoint down: its port refuses connections from now on."""
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
 def endpoint():
     server = FakeEndpoint()
     yield server
-    server.shutdown()
-    server.server_close()
+    _stop(server)
+
+
+@pytest.fixture
+def two_endpoints():
+    servers = [FakeEndpoint(), FakeEndpoint()]
+    yield servers
+    for server in servers:
+        if server.socket.fileno() != -1:
+            _stop(server)
 
 
 TITLES = ["", "Zorro (1998)", "Alien (1979)", "Memento (2000)", "Brazil (1985)"]
@@ -101,8 +121,6 @@ def _backend(endpoint, api_key=None, **settings):
 
 
 def _request(style="rank"):
-    from sllmr_tf.scoring import prompts
-
     candidates = (1, 2, 3, 4)
     rows = [{"title": TITLES[i]} for i in candidates]
     return RankRequest(7, (), candidates, prompts.render([], rows, style))
@@ -164,6 +182,100 @@ def test_logprob_mode_ranks_by_label_log_probabilities(endpoint):
     endpoint.answer = "no_logprobs"
     response = backend.rank(_request("pick"))
     assert not response.ok and "no logprobs" in response.raw
+
+
+def test_score_mode_asks_for_scores_and_reads_them(endpoint):
+    endpoint.answer = "scores"
+    backend = _backend(endpoint, openai_mode="score")
+    assert backend.prompt_style == "score" and backend.absolute_scores
+    response = backend.rank(_request("score"))
+    assert response.ok and response.raw.startswith("B: 1.00\nD: 0.75")  # Alien, Brazil, Memento, Zorro
+    np.testing.assert_allclose(response.scores, [0.25, 1.0, 0.5, 0.75])
+    paper = _backend(endpoint, openai_mode="score", openai_prompt="paper")
+    assert paper.prompt_style == "paper" and paper.decoding_params()["prompt"] == "paper"
+
+
+def test_the_paper_prompt_needs_score_mode():
+    with pytest.raises(ConfigError, match="openai_mode=score"):
+        openai_backend.OpenAIBackend(TITLES, OpenAIConfig(openai_prompt="paper"), "http://127.0.0.1:1/v1", "m")
+
+
+def test_a_malformed_server_list_is_a_clear_error():
+    for value in ("http://127.0.0.1:1/v1,", "127.0.0.1:8000", "http://a/v1,http://a/v1/"):
+        with pytest.raises(ConfigError, match="openai_base_url"):
+            openai_backend.OpenAIBackend(TITLES, OpenAIConfig(), value, "m")
+
+
+def _pool_backend(servers, **settings):
+    config = OpenAIConfig(**{"backoff_s": 0.01, "request_timeout_s": 5, **settings})
+    return openai_backend.OpenAIBackend(TITLES, config, ",".join(s.base_url for s in servers), "test-model")
+
+
+def _ask_from_threads(backend, threads, requests_each):
+    answers = []
+    def work():
+        for _ in range(requests_each):
+            answers.append(backend.rank(_request()).ok)
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return answers
+
+
+def test_requests_spread_over_the_pool_within_the_per_server_bound(two_endpoints):
+    for server in two_endpoints:
+        server.delay_s = 0.05
+    backend = _pool_backend(two_endpoints, max_in_flight_per_server=2)
+    assert _ask_from_threads(backend, threads=8, requests_each=3) == [True] * 24
+    assert sum(len(server.bodies) for server in two_endpoints) == 24
+    assert [server.most_in_flight for server in two_endpoints] == [2, 2]  # 8 callers, 2 slots each
+    assert all(len(server.bodies) >= 6 for server in two_endpoints)
+
+
+def test_one_server_holds_at_most_its_bound(endpoint):
+    endpoint.delay_s = 0.05
+    backend = _pool_backend([endpoint], max_in_flight_per_server=3)
+    assert _ask_from_threads(backend, threads=6, requests_each=2) == [True] * 12
+    assert endpoint.most_in_flight == 3
+
+
+def test_a_server_that_stops_answering_hands_its_work_to_the_others(two_endpoints):
+    alive, dying = two_endpoints
+    backend = _pool_backend([dying, alive], backoff_s=30.0)  # a long rest: nothing may wait for it
+    assert _ask_from_threads(backend, threads=2, requests_each=5) == [True] * 10
+    assert len(dying.bodies) >= 3 and len(alive.bodies) >= 3
+    _stop(dying)  # connection refused from now on
+    started = time.monotonic()
+    assert _ask_from_threads(backend, threads=2, requests_each=10) == [True] * 20
+    assert time.monotonic() - started < 5
+    assert backend.pool.servers[1].answered == len(alive.bodies) and backend.transport_retries == 1
+    assert backend.pool.servers[0].failures == 1  # resting: not asked again within its rest
+
+
+def test_a_busy_server_is_rested_and_rejoins_once_it_answers(two_endpoints):
+    busy, steady = two_endpoints
+    busy.statuses = [503, 502, 500]
+    backend = _pool_backend([busy, steady], backoff_s=0.02)
+    for _ in range(40):
+        assert backend.rank(_request()).ok
+        time.sleep(0.01)
+    assert len(busy.bodies) > 3 and backend.pool.servers[0].answered == len(busy.bodies) - 3
+    assert backend.pool.servers[1].answered == len(steady.bodies) == 40 - backend.pool.servers[0].answered
+
+
+def test_the_pool_fails_a_request_only_when_no_server_answers(two_endpoints):
+    for server in two_endpoints:
+        _stop(server)
+    backend = _pool_backend(two_endpoints, request_retries=1)
+    with pytest.raises(openai_backend.RequestFailed, match=r"127.0.0.1:\d+/v1/chat/completions: URLError.*\(all 2 servers of the pool are down\)$"):
+        backend.rank(_request())
+    assert [server.failures for server in backend.pool.servers] == [2, 2]  # retries + 1 attempts each
+    started = time.monotonic()
+    with pytest.raises(openai_backend.RequestFailed):  # every server down: fails at once
+        backend.rank(_request())
+    assert time.monotonic() - started < 0.1
 
 
 def test_missing_url_or_model_is_a_clear_error(monkeypatch):
@@ -233,7 +345,8 @@ def test_binary_reports_bad_input_in_one_line(tmp_path, endpoint, movielens_dir)
     bad_shard = _score_binary(movielens_dir, str(tmp_path / "p"), endpoint.base_url, "--shard_index=3",
                               "--num_shards=2")
     assert bad_shard.returncode == 2 and "shard_index" in bad_shard.stderr.strip().splitlines()[-1]
-    dead = _score_binary(movielens_dir, str(tmp_path / "p"), "http://127.0.0.1:9/v1", "--request_retries=0")
+    dead = _score_binary(movielens_dir, str(tmp_path / "p"), "http://127.0.0.1:9/v1,http://127.0.0.1:7/v1",
+                         "--request_retries=0")
     assert dead.returncode == 2
     last = dead.stderr.strip().splitlines()[-1]
     assert last.startswith("sllmr-score: error:") and "requests in a row failed" in last
@@ -248,7 +361,7 @@ for path in sys.argv[1:]:
     score.FLAGS.unparse_flags()
     score.FLAGS(["sllmr-score", "--flagfile=" + path, "--data_dir=unused", "--pairs_dir=unused"])
     config_flags.build(ScoreConfig).validate()
-    config_flags.build(OpenAIConfig)
+    config_flags.build(OpenAIConfig).validate()
     score.scorer_options(score.FLAGS.scorer_option)
     print("parsed", path)
 """

@@ -80,6 +80,18 @@ class FirstShownBackend(TasteBackend):
         return RankResponse(np.arange(k, 0, -1, dtype=np.float32), np.zeros(k, bool), "A > B > ...")
 
 
+class ItemScoreBackend(TasteBackend):
+    """Scores in [0, 1] (the openai score mode): item i scores 1 - i / NUM_ITEMS in every order."""
+
+    model = "item-score"
+    absolute_scores = True
+
+    def rank(self, request):
+        super().rank(request)
+        return RankResponse(1 - np.asarray(request.candidates, np.float32) / NUM_ITEMS,
+                            np.zeros(len(request.candidates), bool), "A: 0.9 ...")
+
+
 class FormatStubbornBackend(TasteBackend):
     """Answers garbage until the prompt reminds it of the format."""
 
@@ -157,6 +169,15 @@ def test_consistent_ranker_gives_all_pairs_with_full_confidence_and_true_outcome
         assert outcome == expected
     np.testing.assert_array_equal(pairs["true_correct_prob"], -1.0)
     assert set(np.unique(pairs["outcome"])) == {-1, 0, 1}
+
+
+def test_score_answers_give_pairs_whose_confidence_is_the_score_difference(data_dir, tmp_path):
+    summary = _score(data_dir, ItemScoreBackend(), tmp_path)
+    pairs = read_pairs(str(tmp_path))
+    assert summary["pairs"]["written"] == summary["lists"]["total"] * 15 == pairs["user_id"].size
+    assert (pairs["item_a"] < pairs["item_b"]).all()
+    np.testing.assert_allclose(pairs["confidence"], 0.5 + 0.5 * (pairs["item_b"] - pairs["item_a"]) / NUM_ITEMS,
+                               rtol=1e-5)
 
 
 def test_position_bias_shows_up_as_low_confidence_and_lost_pairs(data_dir, tmp_path):

@@ -3,7 +3,8 @@
     sllmr-score --data_dir=DIR --scorer=embedding|openai|simulated --pairs_dir=OUT \\
                 [--shard_index=I --num_shards=N] [--max_lists=N]
 
-The openai scorer reads its endpoint from --openai_base_url / OPENAI_BASE_URL,
+The openai scorer reads its endpoint (one URL or a comma-separated pool of
+servers) from --openai_base_url / OPENAI_BASE_URL,
 its model from --openai_model / OPENAI_MODEL and its key from the environment
 variable named by --openai_api_key_env (never from a flag, so it stays out of
 flagfiles, logs and process lists). A rerun resumes from the response cache.

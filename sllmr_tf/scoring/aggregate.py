@@ -19,6 +19,14 @@ agreement to measure, so its confidence comes from the score margin instead:
 0.5 + 0.5 (s_a - s_b) / (max s - min s), 1 for the list's best against its
 worst and near 0.5 for neighbours. Without this every pair of such a backend
 had confidence 1 and the gate's confidence signal carried nothing.
+
+Answers on the absolute [0, 1] scale (the openai score mode, `ScoreAnswers`)
+keep their scale: a candidate's score is its mean over the answers (a
+candidate an answer left out counts 0.5 there), the pairs follow that mean,
+and a pair's confidence is 0.5 + 0.5 (mean_a - mean_b): 1 for 1 against 0,
+0.5 + d/2 for a gap d, whatever the list's spread. Candidates with equal means
+(ties) form no pair with each other; each still pairs with every candidate
+above or below it. The margin is the rank-point gap, as above.
 """
 from __future__ import annotations
 
@@ -34,6 +42,10 @@ class Pair:
     b: int
     confidence: float  # in (0.5, 1]
     margin: float  # how far apart the aggregated ranking puts a and b, in (0, 1]
+
+
+class ScoreAnswers(list):
+    """The usable answers of one list when they are scores in [0, 1] (not ranks)."""
 
 
 def pairwise_wins(scores: Sequence[np.ndarray]) -> np.ndarray:
@@ -70,8 +82,12 @@ def aggregate_pairs(scores: Sequence[np.ndarray], max_pairs: int = 0,
     """
     if not scores:
         raise ValueError("aggregate_pairs needs at least one answer")
-    wins = pairwise_wins(scores)
-    points = wins.sum(1) * len(scores)
+    if isinstance(scores, ScoreAnswers):
+        points = np.mean(np.stack([np.asarray(s, np.float64) for s in scores]), 0)
+        wins = 0.5 + 0.5 * (points[:, None] - points[None, :])
+    else:
+        wins = pairwise_wins(scores)
+        points = wins.sum(1) * len(scores)
     k = points.size
     ranks = rank_points(scores)
     most = len(scores) * (k - 1)  # the rank-point gap of a list's best over its worst

@@ -7,7 +7,8 @@ from sllmr_tf.errors import ConfigError
 from sllmr_tf.options import option
 from sllmr_tf.scoring.prompts import MAX_CANDIDATES, RETRY_REMINDERS
 
-OPENAI_MODES = ("rank", "logprobs")
+OPENAI_MODES = ("rank", "logprobs", "score")
+OPENAI_PROMPTS = ("ours", "paper")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,17 +78,36 @@ class OpenAIConfig:
     named by `openai_api_key_env`, so it stays out of flagfiles, logs and process lists.
     """
 
-    openai_base_url: str | None = option(None, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
-                                         "(default: $OPENAI_BASE_URL).")
+    openai_base_url: str | None = option(None, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1, or "
+                                         "a comma-separated pool of them (default: $OPENAI_BASE_URL).")
     openai_model: str | None = option(None, "Model name sent to the endpoint (default: $OPENAI_MODEL).")
     openai_api_key_env: str = option("OPENAI_API_KEY", "Environment variable holding the API key, if any.")
     openai_mode: str = option("rank", "rank: parse a written ranking; logprobs: rank by the log-probability "
-                              "of each label.", choices=OPENAI_MODES)
+                              "of each label; score: parse a score in [0, 1] per candidate (the paper's "
+                              "answers; missing ones 0.5).", choices=OPENAI_MODES)
+    openai_prompt: str = option("ours", "ours: our LLMRank-style wording; paper: the paper's score prompt "
+                                "(last history items, (item, score) answers; score mode only).",
+                                choices=OPENAI_PROMPTS)
     temperature: float = option(0.0, "Sampling temperature.")
     max_tokens: int = option(128, "Answer length limit (rank mode).")
     min_parsed_fraction: float = option(0.5, "An answer must name at least this share of the list (and 2 "
                                         "candidates) to be used; the rest are ranked last and flagged missing.")
     request_timeout_s: float = option(60.0, "Timeout of one HTTP request.")
-    request_retries: int = option(4, "Retries of a failed HTTP request, with exponential backoff.")
+    request_retries: int = option(4, "Failures in a row after which a server counts as down (each "
+                                  "followed by an exponential backoff); a request fails only when every "
+                                  "server is down.")
+    max_in_flight_per_server: int = option(4, "Requests one server holds at once (the pool's per-server bound).")
     top_logprobs: int = 20
     backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the first invalid setting."""
+        if self.openai_mode not in OPENAI_MODES:
+            raise ConfigError(f"openai_mode must be one of {OPENAI_MODES}, got {self.openai_mode!r}")
+        if self.openai_prompt not in OPENAI_PROMPTS:
+            raise ConfigError(f"openai_prompt must be one of {OPENAI_PROMPTS}, got {self.openai_prompt!r}")
+        if self.openai_prompt == "paper" and self.openai_mode != "score":
+            raise ConfigError("--openai_prompt=paper is the paper's score prompt: use it with --openai_mode=score")
+        if self.max_in_flight_per_server < 1 or self.request_retries < 0:
+            raise ConfigError("max_in_flight_per_server must be >= 1 and request_retries >= 0")

@@ -92,6 +92,11 @@ class LlamaServer:
                 self._process.wait()
         self._log.close()
 
+    def kill(self) -> None:
+        """SIGKILL the server at once (the fault tests); `__exit__` then has nothing to stop."""
+        self._process.kill()
+        self._process.wait()
+
     def log_tail(self, chars: int = 2000) -> str:
         self._log.seek(0)
         return self._log.read().decode("utf-8", "replace")[-chars:]

@@ -1,4 +1,4 @@
-"""Reading a ranking out of free LLM text.
+"""Reading a ranking, or a score per candidate, out of free LLM text.
 
 Models answer in many shapes: "C > A > B", numbered lines ("1. C", "2. A (...)"),
 titles instead of letters, candidate numbers, partial lists, duplicated letters,
@@ -16,6 +16,18 @@ Candidate numbers (1..k) are read only when the answer holds no letter label
 and no title at all. Candidates the answer leaves out are returned as missing;
 the answer is unusable (ok=False) when it names fewer than
 max(2, ceil(min_fraction * k)) candidates or opens with a refusal.
+
+Score answers (`parse_scores`: "A: 0.8", "(A, 0.8)", JSON objects or lists of
+{"item": ..., "score": ...}, titles for letters, chatter around them) go
+through the same refusal check, title markers and candidate mentions. Each
+mention takes the first number after it (before the next mention, single
+capital letter or brace), or, read the other way, the last number before it;
+the way that scores more candidates wins (after wins ties). Line numbering is
+no score; "85%" is 0.85; a number in [0, 1] beats an out-of-range one in the
+same stretch, and an out-of-range score is clipped to [0, 1] and counted. A
+candidate scored twice keeps its first score (the repeat is counted); letters
+beyond the list and unknown titles score nothing; an unscored candidate is
+missing and scores 0.5. The same min_fraction rule decides ok.
 """
 from __future__ import annotations
 
@@ -63,6 +75,26 @@ class ParsedRanking:
 
 
 @dataclasses.dataclass(frozen=True)
+class ParsedScores:
+    values: tuple[float | None, ...]  # per candidate position, in [0, 1]; None: not scored
+    ok: bool
+    reason: str = ""  # why ok is False
+    duplicates: int = 0  # repeated scores of a candidate ignored
+    out_of_range: int = 0  # scores clipped into [0, 1]
+
+    @property
+    def missing(self) -> np.ndarray:
+        return np.array([value is None for value in self.values], bool)
+
+    def scores(self) -> np.ndarray:
+        """The scores, 0.5 (no opinion) for the candidates the answer left out."""
+        return np.array([MISSING_SCORE if value is None else value for value in self.values], np.float32)
+
+
+MISSING_SCORE = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
 class _Mention:
     position: int  # candidate position
     start: int
@@ -74,24 +106,38 @@ def parse_ranking(answer: str, titles: Sequence[str], min_fraction: float = 0.5)
     """Read the candidate order out of `answer`; `titles` are the candidates' titles in
     the order presented (raw or cleaned: both are cleaned here)."""
     k = len(titles)
-    labels = labels_for(k)
-    text = _THINK.sub(" ", answer or "").strip()
-    if not text:
-        return ParsedRanking((), k, False, "empty answer")
-    if _REFUSAL.match(text):
-        return ParsedRanking((), k, False, "refusal")
-    text = _mark_titles(text, titles)
-    mentions = _merge_label_titles(text, _letter_and_title_mentions(text, labels))
+    text, refused = _prepare(answer, titles)
+    if refused:
+        return ParsedRanking((), k, False, refused)
+    mentions = _merge_label_titles(text, _letter_and_title_mentions(text, labels_for(k)))
     readings = [_chain(text, mentions), _lines(text, mentions), [m for m in mentions if m.kind == "title"]]
     if not mentions:
         readings.append(_chain(text, _number_mentions(text, k)))
     best = max(readings, key=lambda r: len({m.position for m in r}))  # first wins ties
     order, duplicates = _dedupe(m.position for m in best)
-    needed = max(2, math.ceil(min_fraction * k)) if k > 1 else 1
+    needed = _needed(k, min_fraction)
     if len(order) < needed:
         return ParsedRanking(tuple(order), k, False,
                              f"names {len(order)} of {k} candidates (needs {needed})", duplicates)
     return ParsedRanking(tuple(order), k, True, "", duplicates)
+
+
+def parse_scores(answer: str, titles: Sequence[str], min_fraction: float = 0.5) -> ParsedScores:
+    """Read a score in [0, 1] per candidate out of `answer`; `titles` as for parse_ranking."""
+    k = len(titles)
+    text, refused = _prepare(answer, titles)
+    if refused:
+        return ParsedScores((None,) * k, False, refused)
+    mentions = _merge_label_titles(text, _letter_and_title_mentions(text, labels_for(k)))
+    bounds = sorted([(m.start, m.end) for m in mentions] + _foreign_letters(text, k)
+                    + [(b.start(), b.end()) for b in re.finditer(r"[{}]", text)])
+    numbers = _score_numbers(text)
+    readings = [_score_reading(mentions, bounds, numbers, k, after) for after in (True, False)]
+    values, duplicates, clipped = max(readings, key=lambda r: sum(v is not None for v in r[0]))
+    named = sum(value is not None for value in values)
+    needed = _needed(k, min_fraction)
+    reason = "" if named >= needed else f"scores {named} of {k} candidates (needs {needed})"
+    return ParsedScores(tuple(values), not reason, reason, duplicates, clipped)
 
 
 def label_logprob_scores(top_logprobs: Iterable[Mapping], num_candidates: int
@@ -112,6 +158,21 @@ def label_logprob_scores(top_logprobs: Iterable[Mapping], num_candidates: int
     missing = ~np.isfinite(best)
     floor = best[~missing].min() - 1.0 if (~missing).any() else 0.0
     return np.where(missing, floor, best).astype(np.float32), missing
+
+
+def _prepare(answer: str, titles: Sequence[str]) -> tuple[str, str]:
+    """The answer without reasoning blocks and with echoed titles marked, and why it is
+    unusable before any reading ('' when it is not: empty or a refusal)."""
+    text = _THINK.sub(" ", answer or "").strip()
+    if not text:
+        return text, "empty answer"
+    if _REFUSAL.match(text):
+        return text, "refusal"
+    return _mark_titles(text, titles), ""
+
+
+def _needed(k: int, min_fraction: float) -> int:
+    return max(2, math.ceil(min_fraction * k)) if k > 1 else 1
 
 
 def _mark_titles(text: str, titles: Sequence[str]) -> str:
@@ -141,6 +202,56 @@ def _letter_and_title_mentions(text: str, labels: str) -> list[_Mention]:
             if position < len(labels):
                 out.append(_Mention(position, m.start(), m.end(), "title"))
     return out
+
+
+def _foreign_letters(text: str, k: int) -> list[tuple[int, int]]:
+    """Spans of capital letters standing alone that are no label of the list (an unknown
+    item such as "K: 0.9" when the list ends at E): they end a mention's stretch."""
+    return [(m.start(), m.end()) for m in re.finditer(r"(?<![A-Za-z0-9'])([A-Z])(?![A-Za-z0-9'])", text)
+            if m.group(1) not in labels_for(k)]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Number:
+    start: int
+    end: int
+    value: float
+    plausible: bool  # in [0, 1] (or a percentage up to 100%)
+
+
+def _score_numbers(text: str) -> list[_Number]:
+    numbering = {m.start(1) for m in re.finditer(r"(?m)^\s*(\d{1,2})[.)](?=\s)", text)}
+    out = []
+    for m in re.finditer(r"(?<![\d.])(\d+(?:\.\d+)?|\.\d+)(\s*%)?(?![\d])", text):
+        if m.start() in numbering:
+            continue
+        value = float(m.group(1)) / (100.0 if m.group(2) else 1.0)
+        out.append(_Number(m.start(), m.end(), value, 0.0 <= value <= 1.0))
+    return out
+
+
+def _score_reading(mentions: list[_Mention], bounds: list[tuple[int, int]], numbers: list[_Number], k: int,
+                   after: bool) -> tuple[list[float | None], int, int]:
+    """Per candidate its score, reading each mention's number after it (or before it)."""
+    values: list[float | None] = [None] * k
+    duplicates = clipped = 0
+    for mention in mentions:
+        if after:
+            lo, hi = mention.end, min((s for s, _ in bounds if s >= mention.end), default=1 << 30)
+        else:
+            lo, hi = max((e for _, e in bounds if e <= mention.start), default=0), mention.start
+        stretch = [n for n in numbers if lo <= n.start and n.end <= hi]
+        if not after:
+            stretch.reverse()  # the nearest number first
+        pick = next((n for n in stretch if n.plausible), stretch[0] if stretch else None)
+        if pick is None:
+            continue
+        if values[mention.position] is not None:
+            duplicates += 1
+            continue
+        clipped += not pick.plausible
+        values[mention.position] = min(max(pick.value, 0.0), 1.0)
+    return values, duplicates, clipped
 
 
 def _number_mentions(text: str, k: int) -> list[_Mention]:

@@ -15,7 +15,8 @@ The summary records the dataset's fingerprint, which training checks.
 Requests run on a bounded thread pool; results are consumed in list order,
 so the output does not depend on the concurrency. A backend may expose
 `true_correct_prob(user, item_a, item_b)` and `true_informed_prob(...)`
-(synthetic worlds) and `transport_retries` (a counter); all are optional.
+(synthetic worlds), `transport_retries` (a counter) and `absolute_scores` (its
+scores are in [0, 1], so pairs come from score differences); all are optional.
 """
 from __future__ import annotations
 
@@ -100,6 +101,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     style = getattr(backend, "prompt_style", prompts.STYLE_RANK)
     truth = getattr(backend, "true_correct_prob", None)
     informed = getattr(backend, "true_informed_prob", None)
+    answers = aggregate.ScoreAnswers if getattr(backend, "absolute_scores", False) else list
     shard = shards.shard_suffix(config.shard_index, config.num_shards)
     fileio.makedirs(pairs_dir)
     cache = ResponseCache(cache_dir or pairs_dir_lib.default_cache_dir(pairs_dir), shard)
@@ -107,7 +109,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
         f"{num_orders} order(s) each; {len(cache):,} cached answers")
 
     def ask_list(cl: CandidateList) -> _ListResult:
-        result = _ListResult(cl, [], [])
+        result = _ListResult(cl, [], answers())
         history = [rows[i] for i in cl.history]
         for order in range(num_orders):
             perm = _ordering(cl, order, config.candidates.seed)

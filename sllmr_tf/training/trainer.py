@@ -28,7 +28,7 @@ from sllmr_tf.training.gate import ReliabilityGate, fit_gate
 from sllmr_tf.training.gate_report import gate_report
 from sllmr_tf.training.inputs import interaction_batches, training_batches
 from sllmr_tf.training.model import TrainingModel
-from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table
+from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table, select_pairs
 from sllmr_tf.training.prediction import evaluate_split
 from sllmr_tf.training.report import metrics_summary
 
@@ -61,7 +61,8 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
         data.check_lineage(pairs_dir_lib.scored_dataset(config.pairs_dir), config.pairs_dir)
     if _claim_model_dir(config, data, overwrite, log) == "finished":
         return fileio.read_json(artifacts.path(config.model_dir, artifacts.METRICS))
-    table = load_pairs_table(config.pairs_dir, data, method.keep_augmented) if method.uses_pairs else None
+    table = select_pairs(load_pairs_table(config.pairs_dir, data, method.keep_augmented), config.pair_selection,
+                         config.pairs_top_k) if method.uses_pairs else None
     if config.pairs_dir and not method.uses_pairs:
         log(f"method {config.method!r} ignores --pairs_dir")
 
@@ -106,8 +107,8 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     for split in ("valid", "test"):
         metrics[split] = evaluate_split(backbone, config.data_dir, split, config.eval_batch_size,
                                         config.num_bootstrap, config.seed)
-    if method.has_gate:
-        metrics["gate"] = {**gate_report(model, table), "fit": gate_fit.to_json()}
+    if method.has_alpha:
+        metrics["gate"] = gate_report(model, table, gate_fit)
     fileio.write_json(artifacts.path(config.model_dir, artifacts.METRICS), metrics)
     log(metrics_summary(metrics))
     return metrics
@@ -118,7 +119,7 @@ def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes:
     """A new backbone of the run's settings inside the one training step.
 
     Args:
-        config: the run's settings (backbone, its sizes, lambda, confidence weighting).
+        config: the run's settings (backbone, its sizes, lambda, the pair loss and its settings).
         method: config.validate()'s method.
         vocab_sizes: the dataset's table sizes (features.vocab_sizes).
         gate: the fitted gate, for the gate's methods.
@@ -128,7 +129,9 @@ def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes:
     """
     backbone = build_backbone(config.backbone, vocab_sizes, config.backbone_config())
     return TrainingModel(backbone, method, llm_loss_weight=config.llm_loss_weight,
-                         confidence_weighting=config.confidence_weighting, gate=gate)
+                         confidence_weighting=config.confidence_weighting, gate=gate,
+                         pair_loss=config.pair_loss, pair_margin=config.pair_margin,
+                         paper_uncertainty=config.paper_uncertainty)
 
 
 def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches: tf.data.Dataset,
@@ -139,7 +142,7 @@ def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches
         tf.keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0),
         callbacks_lib.ResumeNotice(log),
     ]
-    if model.method.weighting in (methods_lib.WEIGHT_GATE, methods_lib.WEIGHT_HEURISTIC):
+    if model.method.varies_weight:
         out.append(callbacks_lib.GateHistograms(logs, list(train_batches.take(GATE_SAMPLE_BATCHES))))
     return out
 

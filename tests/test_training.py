@@ -20,11 +20,14 @@ from sllmr_tf.training import methods
 from sllmr_tf.training.gate import SIGNALS, fit_gate, gate_signals
 from sllmr_tf.training.inputs import training_batches
 from sllmr_tf.training.join import PAIRS_KEY
-from sllmr_tf.training.model import TrainingModel
-from sllmr_tf.training.pairs_table import PairsTable, build_pairs_table, load_pairs_table, teacher_probabilities
+from sllmr_tf.training.paper_gate import SIGNALS as PAPER_SIGNALS
+from sllmr_tf.training.model import TrainingModel, pair_loss
+from sllmr_tf.training.pairs_table import (PairsTable, build_pairs_table, load_pairs_table, select_pairs,
+                                           teacher_probabilities)
 
 BATCH = 64
 STEPS = 8
+TINY = BackboneConfig(embedding_dim=4, mlp_units=(8,), dropout=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +42,27 @@ def batches(data_dir: str, table: PairsTable | None, pairs_per_example: float = 
 
 
 def make_model(data_dir: str, method: str, dropout: float = 0.1, backbone_name: str = "dnn",
-               table: PairsTable | None = None, **kwargs) -> TrainingModel:
+               table: PairsTable | None = None, backbone_config: BackboneConfig | None = None,
+               **kwargs) -> TrainingModel:
     """A model whose initial weights depend only on the seed; methods with a gate get one fitted
     on `table`."""
     the_method = methods.get_method(method)
     gate = fit_gate(table.rows())[0] if the_method.has_gate else None
     tf.keras.utils.set_random_seed(7)
     vocab = features.vocab_sizes(DatasetDir(data_dir).stats)
-    backbone = build_backbone(backbone_name, vocab, BackboneConfig(dropout=dropout))
+    backbone = build_backbone(backbone_name, vocab, backbone_config or BackboneConfig(dropout=dropout))
     model = TrainingModel(backbone, the_method, gate=gate, **kwargs)
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-2))
     return model
+
+
+def silent_variables(model: TrainingModel, batch) -> list[str]:
+    """The trainable variables one training-mode step gives no (or an all-zero) gradient."""
+    with tf.GradientTape() as tape:
+        terms = model.loss_terms(*batch, training=True)
+    gradients = tape.gradient(terms.total, model.trainable_variables)
+    return [v.name for g, v in zip(gradients, model.trainable_variables)
+            if g is None or not np.any(tf.convert_to_tensor(g).numpy())]
 
 
 def fit(model: TrainingModel, data: list) -> None:
@@ -113,6 +126,24 @@ def test_the_same_seed_and_batch_draw_the_same_pairs(world, table):
     first, again = batches(data_dir, table, steps=3), batches(data_dir, table, steps=3)
     for (x1, _), (x2, _) in zip(first, again):
         np.testing.assert_array_equal(x1[PAIRS_KEY]["item_a"].numpy(), x2[PAIRS_KEY]["item_a"].numpy())
+
+
+def test_top_k_keeps_each_users_k_most_confident_pairs(table):
+    """Ties in confidence go to the larger margin, then to the scorer's order."""
+    k = 5
+    kept = select_pairs(table, methods.TOP_K, k)
+    cols = table.columns
+    expected = []
+    for user in np.unique(cols["user_id"]):
+        rows = np.flatnonzero(cols["user_id"] == user)
+        expected += sorted(sorted(rows, key=lambda r: (-cols["confidence"][r], -cols["margin"][r], r))[:k])
+    for name in ("user_id", "item_a", "item_b", "confidence", "margin", "teacher_a"):
+        np.testing.assert_array_equal(kept.columns[name], cols[name][expected])
+    for side in ("a", "b"):
+        np.testing.assert_array_equal(kept.sides[side]["item_id"], table.sides[side]["item_id"][expected])
+    np.testing.assert_array_equal(kept.counts, np.minimum(table.counts, k))
+    assert (table.counts > k).any() and len(np.unique(cols["confidence"])) < len(cols["confidence"])
+    assert select_pairs(table, methods.UNIFORM, k) is table
 
 
 def test_join_leaves_the_interaction_stream_unchanged(world, table):
@@ -194,20 +225,45 @@ def test_heuristic_weights_exactly_the_pairs_of_cold_start_users_or_longtail_ite
         assert 0 < expected.mean() < 1
 
 
-def test_kd_pointwise_pulls_each_item_towards_its_teacher_probability(world, table):
+def _probability(logit: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-logit))
+
+
+def _bce(p: np.ndarray, logit: np.ndarray) -> np.ndarray:
+    q = _probability(logit)
+    return -(p * np.log(q) + (1 - p) * np.log(1 - q))
+
+
+@pytest.mark.parametrize("method, settings, per_pair", [
+    ("kd", {}, lambda pairs, a, b: np.log1p(np.exp(-(a - b)))),
+    ("kd", {"pair_loss": methods.HINGE, "pair_margin": 0.05}, lambda pairs, a, b: np.maximum(0.0, 0.05 - (a - b))),
+    ("kd_pointwise", {}, lambda pairs, a, b: 0.5 * (_bce(pairs["teacher_a"], a) + _bce(pairs["teacher_b"], b))),
+    ("kd_mse", {}, lambda pairs, a, b: 0.5 * ((_probability(a) - pairs["teacher_a"]) ** 2
+                                              + (_probability(b) - pairs["teacher_b"]) ** 2)),
+], ids=["softplus", "hinge", "kd_pointwise", "kd_mse"])
+def test_the_llm_term_is_the_methods_loss_averaged_over_the_pairs(world, table, method, settings, per_pair):
+    """kd_pointwise pulls each item towards its teacher probability by BCE, kd_mse by squared error."""
     data_dir, _ = world
-    model = make_model(data_dir, "kd_pointwise", dropout=0.0)
+    model = make_model(data_dir, method, dropout=0.0, **settings)
     x, y = batches(data_dir, table, steps=1)[0]
     terms = model.loss_terms(x, y, training=False)
     _, score_a, score_b = model._score_with_pairs(x, x[PAIRS_KEY], training=False)
-    pairs = as_numpy(x[PAIRS_KEY])
+    a, b = (s.numpy().astype(np.float64) for s in (score_a, score_b))
+    np.testing.assert_allclose(terms.llm.numpy(), np.mean(per_pair(as_numpy(x[PAIRS_KEY]), a, b)), rtol=1e-4)
 
-    def bce(p, logit):
-        q = 1 / (1 + np.exp(-logit.numpy().astype(np.float64)))
-        return -(p * np.log(q) + (1 - p) * np.log(1 - q))
 
-    expected = np.mean(0.5 * (bce(pairs["teacher_a"], score_a) + bce(pairs["teacher_b"], score_b)))
-    np.testing.assert_allclose(terms.llm.numpy(), expected, rtol=1e-4)
+@pytest.mark.parametrize("margin", [0.0, 1.0])
+def test_the_hinge_moves_only_the_pairs_closer_than_its_margin(margin):
+    """d/ds_a max(0, m - (s_a - s_b)) is -1 where s_a - s_b < m and 0 beyond: with m = 0 only the
+    pairs the backbone orders against the LLM move."""
+    score_a = tf.Variable([-1.0, 0.5, 2.0, -0.3, 0.4, 3.0])
+    score_b = tf.constant([0.0, 1.0, 1.5, -2.0, 0.1, 1.0])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(pair_loss(score_a - score_b, methods.HINGE, margin))
+    difference = score_a.numpy() - score_b.numpy()
+    np.testing.assert_array_equal(tape.gradient(loss, score_a).numpy(), np.where(difference < margin, -1.0, 0.0))
+    np.testing.assert_allclose(loss.numpy(), np.maximum(0.0, margin - difference).sum(), rtol=1e-6)
+    assert (difference < margin).any() and (difference > margin).any()
 
 
 def test_teacher_probability_is_the_confidence_weighted_win_rate():
@@ -248,13 +304,28 @@ def test_every_variable_of_backbone_and_gate_gets_a_gradient(world, table, backb
     data_dir, _ = world
     model = make_model(data_dir, "sllmr", table=table, backbone_name=backbone_name)
     data = batches(data_dir, table, steps=1)
-    with tf.GradientTape() as tape:
-        terms = model.loss_terms(*data[0], training=True)
-    gradients = tape.gradient(terms.total, model.trainable_variables)
-    silent = [v.name for g, v in zip(gradients, model.trainable_variables)
-              if g is None or not np.any(tf.convert_to_tensor(g).numpy())]
-    assert silent == [] and len(model.trainable_variables) == len(model.backbone.trainable_variables)
+    assert silent_variables(model, data[0]) == []
+    assert len(model.trainable_variables) == len(model.backbone.trainable_variables)
     fit(model, data)  # and the training step, which refuses a variable without a gradient, runs
+
+
+@pytest.fixture(scope="module")
+def two_batches(world, table) -> list:
+    return batches(world[0], table, steps=2)
+
+
+@pytest.mark.parametrize("backbone_name", BACKBONES.names())
+def test_kd_mse_and_sllmr_paper_train_every_backbone_and_the_paper_gate_with_it(world, two_batches, backbone_name):
+    data_dir, _ = world
+    data = two_batches
+    for method, gate_variables in (("kd_mse", 0), ("sllmr_paper", 2)):
+        model = make_model(data_dir, method, backbone_name=backbone_name, backbone_config=TINY)
+        assert silent_variables(model, data[0]) == []
+        assert len(model.trainable_variables) == len(model.backbone.trainable_variables) + gate_variables
+        before = [v.numpy().copy() for v in model.trainable_variables]
+        for batch in data:
+            model.train_step(batch)  # eagerly: the step refuses a variable without a gradient
+        assert all(not np.array_equal(old, v.numpy()) for old, v in zip(before, model.trainable_variables))
 
 
 def test_the_gate_is_fitted_before_training_and_never_changes_during_it(world, table):
@@ -287,3 +358,54 @@ def test_the_gate_refuses_pairs_without_a_known_outcome(table):
     pairs = {**table.rows(), "outcome": np.full_like(table.columns["outcome"], -1)}
     with pytest.raises(DataError, match="gate needs at least"):
         fit_gate(pairs)
+
+
+# --- the paper's gate (sllmr_paper) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("uncertainty", methods.PAPER_UNCERTAINTIES)
+def test_the_paper_gate_starts_at_one_half_and_reads_the_backbones_uncertainty(world, table, uncertainty):
+    data_dir, _ = world
+    model = make_model(data_dir, "sllmr_paper", paper_uncertainty=uncertainty)
+    x, y = batches(data_dir, table, steps=1)[0]
+    terms = model.loss_terms(x, y, training=False)
+    np.testing.assert_array_equal(terms.alpha.numpy(), 0.5)
+    np.testing.assert_array_equal(terms.weight.numpy(), terms.alpha.numpy())
+    _, score_a, _ = model._score_with_pairs(x, x[PAIRS_KEY], training=False)
+    p = _probability(score_a.numpy().astype(np.float64))
+    q = 1 - np.maximum(p, 1 - p) if uncertainty == methods.MAX_PROB else -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    z_a = terms.gate_inputs.numpy()[:, :len(PAPER_SIGNALS)]
+    np.testing.assert_allclose(z_a[:, PAPER_SIGNALS.index("uncertainty")], q, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(z_a[:, PAPER_SIGNALS.index("is_cold_user")], as_numpy(x[PAIRS_KEY])["is_cold_user"] > 0)
+
+
+def test_the_paper_gate_learns_only_through_the_llm_term_of_the_full_loss(world, table):
+    """No target, no regulariser: the gate's gradient is lambda times the LLM term's, the BCE does
+    not reach it, and the backbone gets nothing through the uncertainty it reads."""
+    data_dir, _ = world
+    model = make_model(data_dir, "sllmr_paper", llm_loss_weight=0.5)
+    x, y = batches(data_dir, table, steps=1)[0]
+    with tf.GradientTape(persistent=True) as tape:
+        terms = model.loss_terms(x, y, training=False)
+    gate = model.paper_gate.trainable_variables
+    assert all(g is None for g in tape.gradient(terms.bce, gate))
+    for total, llm in zip(tape.gradient(terms.total, gate), tape.gradient(terms.llm, gate)):
+        np.testing.assert_allclose(total.numpy(), 0.5 * llm.numpy(), rtol=1e-6)
+        assert np.all(total.numpy() > 0)  # every signal is >= 0: descent lowers every w and b
+    assert all(g is None for g in tape.gradient(terms.alpha, model.backbone.trainable_variables))
+
+
+@pytest.mark.parametrize("llm_loss_weight", [0.0, 0.5])
+def test_training_leaves_the_paper_gate_alone_without_the_llm_term_and_only_lowers_it_with(
+        world, table, llm_loss_weight):
+    data_dir, _ = world
+    model = make_model(data_dir, "sllmr_paper", llm_loss_weight=llm_loss_weight, backbone_config=TINY)
+    data = batches(data_dir, table, steps=4)
+    for batch in data:
+        model.train_step(batch)
+    parameters = np.array(list(model.paper_gate.parameters().values()))
+    alpha = model.loss_terms(*data[0], training=False).alpha.numpy()
+    if llm_loss_weight == 0:
+        assert np.all(parameters == 0) and np.all(alpha == 0.5)
+    else:
+        assert np.all(parameters < 0) and np.all(alpha < 0.5)

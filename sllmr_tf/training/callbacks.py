@@ -89,7 +89,8 @@ class GateHistograms(tf.keras.callbacks.Callback):
     Writes histograms and means of the weight the pairwise loss applies
     (weight/<segment>) and, for the learned gate, of alpha (alpha/<segment>),
     and, where the pairs carry the synthetic world's truth, the Spearman
-    correlation of the weight with the true probability that the LLM's order is right.
+    correlation of the weight with the true probability that the LLM's order is right;
+    for the paper's trained gate also its w and b (paper_gate/<name>).
     """
 
     def __init__(self, log_dir: str, batches: list):
@@ -114,6 +115,9 @@ class GateHistograms(tf.keras.callbacks.Callback):
             if truth.sum() > 2 and np.ptp(sample["weight"][truth]) > 0:
                 rho = scipy.stats.spearmanr(sample["weight"][truth], sample["true_correct_prob"][truth])[0]
                 tf.summary.scalar("weight_spearman_true_correct_prob", float(rho))
+            if self.model.paper_gate is not None:
+                for name, value in self.model.paper_gate.parameters().items():
+                    tf.summary.scalar(f"paper_gate/{name}", value)
         self.writer.flush()
 
 

@@ -13,7 +13,8 @@ from sllmr_tf.training import methods as methods_lib
 SPLITS = ("valid", "test", "train")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # training/distribution.py
 # Settings only methods with LLM pairs read: a base run is the same run whatever they are.
-PAIR_SETTINGS = ("pairs_dir", "llm_loss_weight", "pairs_per_example", "confidence_weighting")
+PAIR_SETTINGS = ("pairs_dir", "llm_loss_weight", "pairs_per_example", "confidence_weighting",
+                 "pair_loss", "pair_margin", "pair_selection", "pairs_top_k", "paper_uncertainty")
 # How a split is evaluated: its rows (positives and their sampled negatives), or each positive
 # against every item the user has no earlier row for (training/full_ranking.py).
 PROTOCOLS = ("sampled", "full_ranking")
@@ -40,6 +41,17 @@ class TrainConfig:
     pairs_per_example: float = option(1.0, "LLM pairs drawn per training example: a batch of B gets "
                                       "ceil(x * B) pairs, drawn uniformly from all pairs.")
     confidence_weighting: bool = option(False, "Weight each pairwise loss by the LLM's confidence.")
+    pair_loss: str = option(methods_lib.SOFTPLUS, "Pairwise loss on d = s_a - s_b: softplus(-d), or the "
+                            "paper's hinge max(0, pair_margin - d).", choices=methods_lib.PAIR_LOSSES)
+    pair_margin: float = option(1.0, "m of the hinge pair loss, in logits (the paper gives none; 1 asks the "
+                                "preferred item's odds to be e times the other's).")
+    pair_selection: str = option(methods_lib.UNIFORM, "Pairs the join draws from: all (uniform), or per "
+                                 "user the pairs_top_k the LLM is most confident about (top_k, the paper's).",
+                                 choices=methods_lib.PAIR_SELECTIONS)
+    pairs_top_k: int = option(10, "K of --pair_selection=top_k: pairs kept per user (the paper gives none).")
+    paper_uncertainty: str = option(methods_lib.MAX_PROB, "sllmr_paper's uncertainty of the backbone on (u, i): "
+                                    "1 - max(p, 1 - p), or the binary entropy of p.",
+                                    choices=methods_lib.PAPER_UNCERTAINTIES)
     shuffle_buffer: int = option(10_000, "Examples in the shuffle buffer.")
     embedding_dim: int = option(32, "Embedding size of every feature.")
     mlp_units: tuple[int, ...] = option((200, 80), "Hidden units of the deep tower.")
@@ -75,6 +87,14 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if method.uses_pairs and not self.pairs_per_example > 0:
             raise ConfigError(f"pairs_per_example must be > 0, got {self.pairs_per_example}")
+        for name, allowed in (("pair_loss", methods_lib.PAIR_LOSSES), ("pair_selection", methods_lib.PAIR_SELECTIONS),
+                              ("paper_uncertainty", methods_lib.PAPER_UNCERTAINTIES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; known: {', '.join(allowed)}")
+        if self.pair_margin < 0:
+            raise ConfigError(f"pair_margin must be >= 0, got {self.pair_margin}")
+        if self.pairs_top_k < 1:
+            raise ConfigError(f"pairs_top_k must be >= 1, got {self.pairs_top_k}")
         self.backbone_config()  # its own checks
         return method
 

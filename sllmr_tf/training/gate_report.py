@@ -1,5 +1,8 @@
 """How the trained gate judges every LLM pair once: the "gate" block of metrics.json.
 
+For the fitted gate (sllmr) the block carries its fit; for the paper's trained
+gate (sllmr_paper) its learned w and b.
+
 Training sees pairs as the join draws them, at random; this report scores
 each pair exactly once, with its user's features as training scores it. It
 reports the mean weight the pairwise loss applies and the mean alpha per
@@ -17,6 +20,7 @@ import tensorflow as tf
 
 from sllmr_tf import segments
 from sllmr_tf.training.evaluation import auc
+from sllmr_tf.training.gate import GateFit
 from sllmr_tf.training.join import PAIRS_KEY
 from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import PairsTable
@@ -38,8 +42,9 @@ def score_every_pair(model: TrainingModel, table: PairsTable, chunk: int = 4096)
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def gate_report(model: TrainingModel, table: PairsTable) -> dict:
-    """metrics.json's "gate" block for a model with a gate and the pairs it trained on."""
+def gate_report(model: TrainingModel, table: PairsTable, fit: GateFit | None = None) -> dict:
+    """metrics.json's "gate" block for a model with a gate and the pairs it trained on (`fit`: the
+    fitted gate's GateFit)."""
     scored = score_every_pair(model, table)
     weight, alpha = scored["weight"], scored["alpha"]
     cols = table.columns
@@ -63,4 +68,8 @@ def gate_report(model: TrainingModel, table: PairsTable) -> dict:
         truth = cols[name]
         known_truth = len(truth) > 2 and (truth >= 0).all() and np.ptp(weight) > 0 and np.ptp(truth) > 0
         report[f"spearman_{name}"] = round(float(scipy.stats.spearmanr(weight, truth)[0]), 4) if known_truth else None
+    if fit is not None:
+        report["fit"] = fit.to_json()
+    if model.paper_gate is not None:
+        report["paper_gate"] = {k: round(v, 4) for k, v in model.paper_gate.parameters().items()}
     return report

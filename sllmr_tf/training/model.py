@@ -5,12 +5,14 @@ Per batch (see join.py for how pairs arrive):
     BCE     binary cross-entropy of the backbone on the batch's interactions
     L_pair  for each joined pair (u, a > b): the backbone scores (u, a) and (u, b)
             from the user's features with each item's, and pays
-            softplus(-(s_a - s_b)) (times the LLM confidence
-            with confidence_weighting); kd_pointwise pays
-            BCE(sigmoid(s), p_teacher) on both items instead
+            softplus(-(s_a - s_b)) or the hinge max(0, m - (s_a - s_b))
+            (`pair_loss`; times the LLM confidence with confidence_weighting);
+            kd_pointwise pays BCE(sigmoid(s), p_teacher) and kd_mse
+            (sigmoid(s) - p_teacher)^2, averaged over both items, instead
     w       each pair's weight: 1 (kd), the cold-start / long-tail rule
-            (heuristic) or max(0, 2 alpha_low - 1) with alpha_low the fitted, frozen
-            gate's 95% lower bound of alpha (sllmr)
+            (heuristic), max(0, 2 alpha_low - 1) with alpha_low the fitted, frozen
+            gate's 95% lower bound of alpha (sllmr), or the paper's trained gate's
+            alpha_uij (sllmr_paper, paper_gate.py)
 
     L = BCE + llm_loss_weight * sum(w * L_pair) / pairs
 
@@ -27,6 +29,7 @@ from sllmr_tf import features, segments
 from sllmr_tf.training import methods as methods_lib
 from sllmr_tf.training.gate import ReliabilityGate, gate_signals, weight_from_alpha
 from sllmr_tf.training.join import PAIRS_KEY
+from sllmr_tf.training.paper_gate import PaperGate
 
 _MODEL_FEATURES = tuple(f.name for f in features.model_features())
 _ITEM_SIDE = frozenset(f.name for f in features.item_side_features())
@@ -42,18 +45,21 @@ class LossTerms:
     logits: tf.Tensor  # (batch,)
     weight: tf.Tensor | None = None  # (pairs,) w: the weight the pairwise loss applies to each pair
     alpha: tf.Tensor | None = None  # (pairs,) the gate's P(the LLM's order is right); methods with a gate
-    gate_logit: tf.Tensor | None = None  # (pairs,)
-    gate_inputs: tf.Tensor | None = None  # (pairs, len(gate.SIGNALS)): what the gate saw
+    gate_logit: tf.Tensor | None = None  # (pairs,), the fitted gate's
+    gate_inputs: tf.Tensor | None = None  # (pairs, k): what the gate saw (gate.SIGNALS; paper_gate's per item)
 
 
 class TrainingModel(tf.keras.Model):
     """Wraps a backbone (feature dict -> (batch, 1) logit) with a method's loss.
 
-    A method with a gate needs the fitted gate (`gate.fit_gate`); it stays frozen.
+    A method with a gate needs the fitted gate (`gate.fit_gate`); it stays frozen. sllmr_paper
+    builds its own gate (`paper_gate`), trained with the backbone.
     """
 
     def __init__(self, backbone: tf.keras.Model, method: methods_lib.Method, llm_loss_weight: float = 0.1,
-                 confidence_weighting: bool = False, gate: ReliabilityGate | None = None, **kwargs):
+                 confidence_weighting: bool = False, gate: ReliabilityGate | None = None,
+                 pair_loss: str = methods_lib.SOFTPLUS, pair_margin: float = 1.0,
+                 paper_uncertainty: str = methods_lib.MAX_PROB, **kwargs):
         super().__init__(**kwargs)
         if method.has_gate != (gate is not None):
             raise ValueError(f"method {method.name!r} {'needs' if method.has_gate else 'takes no'} fitted gate")
@@ -62,6 +68,9 @@ class TrainingModel(tf.keras.Model):
         self.llm_loss_weight = float(llm_loss_weight)
         self.confidence_weighting = bool(confidence_weighting)
         self.gate = gate
+        self.pair_loss, self.pair_margin = pair_loss, float(pair_margin)
+        self.paper_gate = (PaperGate(paper_uncertainty, name="paper_gate")
+                           if method.weighting == methods_lib.WEIGHT_PAPER_GATE else None)
         self._train_metrics = _TrainMetrics(method)
         self._eval_metrics = _EvalMetrics()
 
@@ -79,13 +88,8 @@ class TrainingModel(tf.keras.Model):
         logits, score_a, score_b = self._score_with_pairs(x, pairs, training)
         bce = _mean_bce(y, logits)
         num_pairs = tf.cast(tf.size(score_a), tf.float32)
-        weight, alpha, gate_inputs, gate_logit = self._pair_weights(pairs, score_a)
-        if self.method.llm_loss == methods_lib.POINTWISE:
-            per_pair = 0.5 * (_bce(pairs["teacher_a"], score_a) + _bce(pairs["teacher_b"], score_b))
-        else:
-            per_pair = tf.math.softplus(-(score_a - score_b))
-            if self.confidence_weighting:
-                per_pair *= pairs["confidence"]
+        weight, alpha, gate_inputs, gate_logit = self._pair_weights(pairs, score_a, score_b)
+        per_pair = self._llm_loss_per_pair(pairs, score_a, score_b)
         llm = tf.math.divide_no_nan(tf.reduce_sum(weight * per_pair), num_pairs)
         total = bce + self.llm_loss_weight * llm + self._regularization()
         return LossTerms(total=total, bce=bce, llm=llm, logits=logits, weight=weight,
@@ -105,14 +109,26 @@ class TrainingModel(tf.keras.Model):
         n, p = tf.shape(x["user_id"])[0], tf.shape(pairs["user_id"])[0]
         return logits[:n], logits[n:n + p], logits[n + p:]
 
-    def _pair_weights(self, pairs: dict, score_a: tf.Tensor):
-        """(w, alpha, gate signals, gate logit) for the method; without a gate the last three are None."""
+    def _llm_loss_per_pair(self, pairs: dict, score_a: tf.Tensor, score_b: tf.Tensor) -> tf.Tensor:
+        """L_pair of each pair, before its weight: the method's LLM loss."""
+        if self.method.llm_loss == methods_lib.PAIRWISE:
+            per_pair = pair_loss(score_a - score_b, self.pair_loss, self.pair_margin)
+            return per_pair * pairs["confidence"] if self.confidence_weighting else per_pair
+        item_loss = _bce if self.method.llm_loss == methods_lib.POINTWISE else _squared_error_of_probability
+        return 0.5 * (item_loss(pairs["teacher_a"], score_a) + item_loss(pairs["teacher_b"], score_b))
+
+    def _pair_weights(self, pairs: dict, score_a: tf.Tensor, score_b: tf.Tensor):
+        """(w, alpha, gate signals, gate logit) for the method; without a gate the last three are None
+        (the gate logit: also for the paper's gate, whose alpha_uij is a mean of two sigmoids)."""
         if self.method.weighting == methods_lib.WEIGHT_ONE:
             return tf.ones_like(score_a), None, None, None
         if self.method.weighting == methods_lib.WEIGHT_HEURISTIC:
             cold_or_tail = segments.cold_or_longtail(pairs["is_cold_user"], pairs["a"]["is_longtail_item"],
                                                      pairs["b"]["is_longtail_item"])
             return tf.cast(cold_or_tail, tf.float32), None, None, None
+        if self.method.weighting == methods_lib.WEIGHT_PAPER_GATE:
+            alpha, signals = self.paper_gate.pair_alpha(pairs, score_a, score_b)
+            return alpha, alpha, signals, None
         signals = gate_signals(pairs)
         gate_logit, lower_logit = self.gate(signals)
         return weight_from_alpha(tf.sigmoid(lower_logit)), tf.sigmoid(gate_logit), signals, gate_logit
@@ -126,7 +142,8 @@ class TrainingModel(tf.keras.Model):
             terms = self.loss_terms(x, y, training=True)
         variables = self.trainable_variables
         gradients = tape.gradient(terms.total, variables)
-        # Every trainable variable (the backbone's: the gate is frozen) is used by the loss: a None
+        # Every trainable variable (the backbone's and the paper's gate's: the fitted gate is frozen)
+        # is used by the loss: a None
         # here is a bug (a layer cut off from the loss), not something to skip silently.
         missing = [v.name for g, v in zip(gradients, variables) if g is None]
         if missing:
@@ -154,10 +171,10 @@ class _TrainMetrics:
         if method.uses_pairs:
             names += ["llm_loss", "pairs_per_batch", *(_weight_metric(name) for name in segments.PAIR_SEGMENTS),
                       "llm_agreement"]
-        if method.has_gate:
+        if method.has_alpha:
             names += ["alpha"]
         self.means = {name: tf.keras.metrics.Mean(name=name) for name in names}
-        self.gate_auc = tf.keras.metrics.AUC(name="gate_auc") if method.has_gate else None
+        self.gate_auc = tf.keras.metrics.AUC(name="gate_auc") if method.has_alpha else None
 
     @property
     def all(self) -> list:
@@ -210,6 +227,28 @@ class _EvalMetrics:
 
 def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits)
+
+
+def _squared_error_of_probability(targets: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    return tf.square(tf.sigmoid(logits) - tf.cast(targets, tf.float32))
+
+
+def pair_loss(difference: tf.Tensor, kind: str, margin: float = 1.0) -> tf.Tensor:
+    """The loss of pairs (u, a > b) on difference = s_a - s_b.
+
+    Args:
+        difference: s_a - s_b per pair (logits).
+        kind: methods.SOFTPLUS (softplus(-d)) or methods.HINGE (max(0, margin - d)).
+        margin: m of the hinge.
+
+    Returns:
+        The loss per pair.
+    """
+    if kind == methods_lib.SOFTPLUS:
+        return tf.math.softplus(-difference)
+    if kind == methods_lib.HINGE:
+        return tf.nn.relu(margin - difference)
+    raise ValueError(f"unknown pair loss {kind!r}; known: {', '.join(methods_lib.PAIR_LOSSES)}")
 
 
 def _mean_bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:

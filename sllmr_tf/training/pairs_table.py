@@ -29,7 +29,8 @@ import numpy as np
 from sllmr_tf import features, fileio
 from sllmr_tf.data import pairs_dir as pairs_dir_lib
 from sllmr_tf.data.dataset_dir import DatasetDir
-from sllmr_tf.errors import ArtifactError
+from sllmr_tf.errors import ArtifactError, ConfigError
+from sllmr_tf.training import methods as methods_lib
 
 SIDES = ("a", "b")
 
@@ -97,6 +98,41 @@ def build_pairs_table(raw: Mapping[str, np.ndarray], data: DatasetDir, keep_augm
         user, columns["item_a"], columns["item_b"], columns["confidence"], num_items)
     sides = {side: item_side(columns[f"item_{side}"], items) for side in SIDES}
     return PairsTable(columns=columns, sides=sides, users=user_features(data))
+
+
+def select_pairs(table: PairsTable, selection: str, top_k: int) -> PairsTable:
+    """The pairs the join draws from (`--pair_selection`).
+
+    uniform keeps every pair. top_k keeps, per user, the `top_k` pairs with the
+    largest confidence (ties: larger margin first, then the scorer's order), the
+    paper's "up to K pairs with the largest LLM score differences": a pair's
+    confidence is its score difference, rescaled to 0.5 + 0.5 (s_a - s_b) / spread,
+    for a single-answer scorer, and the share of orderings that agree for several
+    (scoring/aggregate.py), where the margin (the rank gap) is the difference
+    itself. The paper picks inside each user's items in a batch; our join draws
+    pairs by their own users, independently of the batch's rows (join.py), so the
+    cap applies to each user's pairs in the table. The teacher probabilities stay
+    those of all of the user's pairs.
+
+    Args:
+        table: the loaded pairs (sorted by user).
+        selection: methods.UNIFORM or methods.TOP_K.
+        top_k: K, for top_k.
+
+    Returns:
+        The kept pairs, still sorted by user in the table's order.
+    """
+    if selection == methods_lib.UNIFORM:
+        return table
+    if selection != methods_lib.TOP_K:
+        raise ConfigError(f"unknown pair selection {selection!r}; known: {', '.join(methods_lib.PAIR_SELECTIONS)}")
+    cols = table.columns
+    by_rank = np.lexsort((np.arange(len(table)), -cols["margin"], -cols["confidence"], cols["user_id"]))
+    user = cols["user_id"][by_rank]
+    first_of_user = np.searchsorted(user, user, side="left")
+    kept = table.rows(np.sort(by_rank[np.arange(len(table)) - first_of_user < top_k]))
+    return PairsTable(columns={name: values for name, values in kept.items() if name not in SIDES},
+                      sides={side: kept[side] for side in SIDES}, users=table.users)
 
 
 def user_features(data: DatasetDir) -> dict[str, np.ndarray]:

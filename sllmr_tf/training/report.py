@@ -47,4 +47,6 @@ def gate_summary(gate: dict) -> str:
                         ("spearman_true_informed_prob", "informed correctness")):
         if gate.get(name) is not None:
             line += f"; Spearman(weight, {label}) {gate[name]:.3f}"
+    if "paper_gate" in gate:
+        line += "; paper gate " + ", ".join(f"{k} {v:.3f}" for k, v in gate["paper_gate"].items())
     return line

@@ -39,7 +39,7 @@ from sllmr_tf.training.gate_report import gate_report
 from sllmr_tf.training.inputs import interaction_batches, training_batches
 from sllmr_tf.training.knowledge import item_knowledge
 from sllmr_tf.training.model import TrainingModel
-from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table
+from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table, select_pairs
 from sllmr_tf.training.prediction import evaluate_split
 from sllmr_tf.training.report import metrics_summary
 
@@ -77,8 +77,9 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     if (_claim_model_dir(config, data, overwrite, log) if place.is_chief else
             "finished" if fileio.exists(artifacts.path(config.model_dir, artifacts.METRICS)) else "resume") == "finished":
         return fileio.read_json(artifacts.path(config.model_dir, artifacts.METRICS))
-    table = load_pairs_table(config.pairs_dir, data, method.keep_augmented, place.worker_index,
-                             place.num_workers) if method.uses_pairs else None
+    table = select_pairs(load_pairs_table(config.pairs_dir, data, method.keep_augmented, place.worker_index,
+                                          place.num_workers), config.pair_selection,
+                         config.pairs_top_k) if method.uses_pairs else None
     if config.pairs_dir and not method.uses_pairs:
         log(f"method {config.method!r} ignores --pairs_dir")
 
@@ -151,8 +152,8 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     if config.full_ranking_eval:
         metrics["test" + FULL_RANKING_SUFFIX] = evaluate_full_ranking(backbone, config.data_dir, "test",
                                                                       config.num_bootstrap, config.seed)
-    if method.has_gate:
-        metrics["gate"] = {**gate_report(model, table), "fit": gate_fit.to_json()}
+    if method.has_alpha:
+        metrics["gate"] = gate_report(model, table, gate_fit)
     fileio.write_json(artifacts.path(config.model_dir, artifacts.METRICS), metrics)
     log(metrics_summary(metrics))
     return metrics
@@ -163,7 +164,7 @@ def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes:
     """A new backbone of the run's settings inside the one training step.
 
     Args:
-        config: the run's settings (backbone, its sizes, lambda, confidence weighting).
+        config: the run's settings (backbone, its sizes, lambda, the pair loss and its settings).
         method: config.validate()'s method.
         vocab_sizes: the dataset's table sizes (features.vocab_sizes).
         gate: the fitted gate, for the gate's methods.
@@ -175,7 +176,9 @@ def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes:
     if method.knowledge:
         set_item_knowledge(backbone, item_knowledge(DatasetDir(config.data_dir), config.knowledge_dir))
     return TrainingModel(backbone, method, llm_loss_weight=config.llm_loss_weight,
-                         confidence_weighting=config.confidence_weighting, gate=gate)
+                         confidence_weighting=config.confidence_weighting, gate=gate,
+                         pair_loss=config.pair_loss, pair_margin=config.pair_margin,
+                         paper_uncertainty=config.paper_uncertainty)
 
 
 def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches: tf.data.Dataset,
@@ -191,7 +194,7 @@ def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches
     if not is_chief:
         return out
     out.append(tf.keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0))
-    if model.method.weighting in (methods_lib.WEIGHT_GATE, methods_lib.WEIGHT_HEURISTIC):
+    if model.method.varies_weight:
         out.append(callbacks_lib.GateHistograms(logs, list(train_batches.take(GATE_SAMPLE_BATCHES))))
     return out
 

@@ -9,7 +9,7 @@ from sllmr_tf import segments
 from sllmr_tf.experiments import results
 
 
-def write_run(root, backbone, method, seed, aucs, too_small=()):
+def write_run(root, backbone, method, seed, aucs, too_small=(), splits=("test",)):
     blocks = {}
     for segment in segments.EVAL_SEGMENTS:
         auc = aucs.get(segment, 0.7)
@@ -18,7 +18,7 @@ def write_run(root, backbone, method, seed, aucs, too_small=()):
     path = root / backbone / method / f"seed{seed}"
     path.mkdir(parents=True)
     (path / "metrics.json").write_text(json.dumps(
-        {"backbone": backbone, "method": method, "seed": seed, "test": blocks}))
+        {"backbone": backbone, "method": method, "seed": seed, **{split: blocks for split in splits}}))
 
 
 def line(summary, method, segment="overall"):
@@ -77,3 +77,17 @@ def test_the_paper_layout_has_a_row_per_backbone_and_a_column_per_method_with_pa
     assert rows[0] == "| backbone | base | kd | sllmr |"
     assert rows[1] == "| dcn | 0.6500 | 0.7100 | 0.6700 (+0.0200 [+0.0200, +0.0200]) |"
     assert rows[2] == "| deepfm | 0.6500 | - | 0.6700 (+0.0200 [+0.0200, +0.0200]) |"
+
+
+def test_full_ranking_results_are_tabulated_apart_only_when_every_run_has_them(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, "dnn", "base", 0, {}, splits=("test", "test_full_ranking"))
+    write_run(runs, "dnn", "sllmr", 0, {"overall": 0.72}, splits=("test", "test_full_ranking"))
+    assert results.result_splits(str(runs)) == ["test", "test_full_ranking"]
+    summary = results.summarize(results.collect(str(runs), "test_full_ranking"))
+    paths = results.write(summary, str(tmp_path), "test_full_ranking")
+    assert [p.rsplit("/", 1)[1] for p in paths] == [
+        "results_full_ranking.md", "results_full_ranking.csv", "results_full_ranking.png"]
+    assert "| dnn | 0.7000 | 0.7200 |" in open(paths[0]).read()
+    write_run(runs, "dnn", "kd", 0, {})
+    assert results.result_splits(str(runs)) == ["test"]

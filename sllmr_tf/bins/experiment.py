@@ -7,7 +7,10 @@ Takes every sllmr-train flag except those it sets per run (model_dir, backbone,
 method, seed). Each run lives in OUT/runs/<backbone>/<method>/seed<k> and is
 resumable (a finished run is not retrained), so a killed experiment continues
 where it stopped. A base run carries no pair settings, so one set of base runs
-serves a whole sweep. Results go to OUT/results.{md,csv,png}.
+serves a whole sweep. Results go to OUT/results.{md,csv,png}; runs trained with
+--full_ranking_eval also give OUT/results_full_ranking.{md,csv,png}. Each results.md
+ends with the overall AUC in the paper's Table 2 layout (a row per backbone, a column
+per method).
 """
 from __future__ import annotations
 
@@ -38,10 +41,11 @@ def main(argv: Sequence[str]) -> None:
         if not methods.get_method(method).uses_pairs:
             config = config.without_pair_settings()
         train(config, verbose=0, log=lambda line: None)
-    summary = results.summarize(results.collect(fileio.join(experiment.work_dir, "runs")))
-    paths = results.write(summary, experiment.work_dir)
-    print(results.to_markdown(summary))
-    print("wrote " + ", ".join(paths))
+    for split in results.result_splits(fileio.join(experiment.work_dir, "runs")):
+        summary = results.summarize(results.collect(fileio.join(experiment.work_dir, "runs"), split))
+        paths = results.write(summary, experiment.work_dir, split)
+        print(f"\n{split}\n\n{results.to_markdown(summary)}\n\n{results.to_paper_table(summary)}")
+        print("wrote " + ", ".join(paths))
 
 
 def run() -> None:

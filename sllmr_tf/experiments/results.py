@@ -18,13 +18,23 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from sllmr_tf import fileio, segments
+from sllmr_tf.training.config import FULL_RANKING_SUFFIX
 
 BASELINE = "base"
+TEST = "test"
 COLUMNS = ("backbone", "method", "segment", "seeds", "n", "auc_mean", "auc_std", "run_ci_halfwidth",
            "delta_vs_base", "delta_ci95_low", "delta_ci95_high", "too_small")
 
 
-def collect(root: str, split: str = "test") -> list[dict]:
+def result_splits(root: str) -> list[str]:
+    """The test blocks the runs under `root` hold: "test", and "test_full_ranking" when every
+    run has one (a table mixing runs with and without it would not be paired)."""
+    runs = [fileio.read_json(path) for path in fileio.find(root, "metrics.json")]
+    full = TEST + FULL_RANKING_SUFFIX
+    return [TEST, full] if runs and all(full in metrics for metrics in runs) else [TEST]
+
+
+def collect(root: str, split: str = TEST) -> list[dict]:
     """One row per (run, segment) from every metrics.json under `root`."""
     rows = []
     for path in fileio.find(root, "metrics.json"):
@@ -121,10 +131,12 @@ def to_paper_table(summary: list[dict], segment: str = "overall") -> str:
     return "\n".join(lines)
 
 
-def write(summary: list[dict], out_dir: str) -> list[str]:
-    """results.md, results.csv and results.png in out_dir; returns their paths."""
-    paths = [fileio.join(out_dir, name) for name in ("results.md", "results.csv", "results.png")]
-    fileio.write_atomic(paths[0], to_markdown(summary) + "\n")
+def write(summary: list[dict], out_dir: str, split: str = TEST) -> list[str]:
+    """results.md (the table, then the paper's layout), results.csv and results.png in out_dir,
+    with the split's suffix ("results_full_ranking.md" for test_full_ranking); returns their paths."""
+    stem = "results" + split[len(TEST):]
+    paths = [fileio.join(out_dir, stem + ext) for ext in (".md", ".csv", ".png")]
+    fileio.write_atomic(paths[0], f"{to_markdown(summary)}\n\n{to_paper_table(summary)}\n")
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=COLUMNS)
     writer.writeheader()

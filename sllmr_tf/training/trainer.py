@@ -26,7 +26,7 @@ from sllmr_tf.training import artifacts, callbacks as callbacks_lib, methods as 
 from sllmr_tf.training.config import TrainConfig
 from sllmr_tf.training.gate import ReliabilityGate, fit_gate
 from sllmr_tf.training.gate_report import gate_report
-from sllmr_tf.training.inputs import interaction_batches, training_batches
+from sllmr_tf.training.inputs import EpochCounter, interaction_batches, steps_per_epoch, training_batches
 from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table
 from sllmr_tf.training.prediction import evaluate_split
@@ -71,8 +71,9 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     model = training_model(config, method, vocab_sizes, gate)
     backbone = model.backbone
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # the epoch the training input reads
     train_batches = training_batches(config.data_dir, config.batch_size, config.seed, table,
-                                     config.pairs_per_example, config.shuffle_buffer)
+                                     config.pairs_per_example, config.shuffle_buffer, epoch=epoch)
     valid_batches = interaction_batches(config.data_dir, "valid", config.eval_batch_size)
 
     first_batch = next(iter(train_batches))
@@ -89,7 +90,7 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
         model.load_weights(artifacts.path(config.model_dir, artifacts.BEST_WEIGHTS)).expect_partial()
     else:
         model.fit(train_batches, validation_data=valid_batches, epochs=config.epochs, verbose=verbose,
-                  callbacks=[stopping, *_standard_callbacks(config, model, train_batches, log),
+                  callbacks=[stopping, *_standard_callbacks(config, model, train_batches, epoch, log),
                              *extra_callbacks])
         stopping.state["finished"] = True
         fileio.write_json(artifacts.path(config.model_dir, artifacts.EARLY_STOPPING), stopping.state)
@@ -132,10 +133,13 @@ def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes:
 
 
 def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches: tf.data.Dataset,
-                        log: Log) -> list:
+                        epoch: tf.Variable, log: Log) -> list:
     logs = artifacts.path(config.model_dir, artifacts.LOGS_DIR)
     out = [
+        # Backed up at each epoch's end: the input resumes at an epoch's start (inputs.py), so a
+        # mid-epoch backup could not resume its input where it was.
         tf.keras.callbacks.BackupAndRestore(artifacts.path(config.model_dir, artifacts.BACKUP_DIR)),
+        EpochCounter(epoch, steps_per_epoch(config.data_dir, config.batch_size)),  # after the restore
         tf.keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0),
         callbacks_lib.ResumeNotice(log),
     ]

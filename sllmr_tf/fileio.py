@@ -12,6 +12,8 @@ markers are always written last.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
@@ -22,7 +24,13 @@ import time
 import uuid
 from typing import Any, Iterable, Iterator, Mapping
 
+from sllmr_tf.errors import ArtifactError
+
 _READ_BUFFER = 1 << 20
+# What a refused write raises: os (local directories) by errno, tf.io.gfile by error class.
+_REFUSED_WRITES = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                   errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
+                   errno.EDQUOT: "disk quota exceeded"}
 
 
 def _gfile():
@@ -62,13 +70,36 @@ def isdir(path: str) -> bool:
     return _gfile().isdir(path)
 
 
+@contextlib.contextmanager
+def writing(path: str) -> Iterator[None]:
+    """Turns a write the filesystem refuses (no permission, read-only, full) into one
+    ArtifactError naming `path`; every other error passes unchanged.
+
+    Raises:
+        ArtifactError: "cannot write <path>: <reason>; ...".
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.PermissionDeniedError, tf.errors.ResourceExhaustedError) as error:
+        reason = error.message.rsplit("; ", 1)[-1].lower()
+        raise ArtifactError(f"cannot write {path}: {reason}; give a writable directory with free space") from None
+    except OSError as error:
+        if error.errno not in _REFUSED_WRITES:
+            raise
+        raise ArtifactError(f"cannot write {path}: {_REFUSED_WRITES[error.errno]}; give a writable "
+                            "directory with free space") from None
+
+
 def makedirs(path: str) -> None:
     """Create a directory and its parents. Local ones get the mode the umask leaves (as files
     do), so a team with umask 002 can share a data dir; tf.io.gfile would make them 0755."""
-    if is_url(path):
-        _gfile().makedirs(path)
-    else:
-        os.makedirs(path, exist_ok=True)
+    with writing(path):
+        if is_url(path):
+            _gfile().makedirs(path)
+        else:
+            os.makedirs(path, exist_ok=True)
 
 
 def listdir(path: str) -> list[str]:
@@ -204,12 +235,19 @@ def read_text(path: str) -> str:
 
 
 def write_atomic(path: str, data: str | bytes) -> None:
-    """Write the whole file under a temporary name, then rename it into place."""
+    """Write the whole file under a temporary name, then rename it into place; a refused write
+    leaves no temporary file and raises ArtifactError (`writing`)."""
     makedirs(dirname(path))
     tmp = temporary_sibling(path)
-    with open_file(tmp, "wb" if isinstance(data, bytes) else "w") as f:
-        f.write(data)
-    rename(tmp, path, overwrite=True)
+    try:
+        with writing(path), open_file(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        with writing(path):
+            rename(tmp, path, overwrite=True)
+    except ArtifactError:
+        if exists(tmp):
+            remove(tmp)
+        raise
 
 
 def write_json(path: str, value: Mapping[str, Any]) -> None:

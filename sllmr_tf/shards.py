@@ -69,7 +69,8 @@ class ShardWriter:
     """Writes one TFRecord shard under a temporary name, renamed into place when it closes.
 
     Use as a context manager: a shard that exists under its own name is complete;
-    if the block raises, the temporary file is removed.
+    if the block raises, the temporary file is removed. A write the filesystem refuses raises
+    ArtifactError naming the shard (`fileio.writing`).
     """
 
     def __init__(self, path: str):
@@ -78,22 +79,27 @@ class ShardWriter:
         self.path = path
         self._tmp = fileio.temporary_sibling(path)
         fileio.makedirs(fileio.dirname(path))
-        self._writer = tf.io.TFRecordWriter(self._tmp, options=COMPRESSION)
+        with fileio.writing(path):
+            self._writer = tf.io.TFRecordWriter(self._tmp, options=COMPRESSION)
         self.count = 0
 
     def write(self, record: bytes) -> None:
-        self._writer.write(record)
+        with fileio.writing(self.path):
+            self._writer.write(record)
         self.count += 1
 
     def __enter__(self) -> "ShardWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._writer.close()
-        if exc_type is None:
-            fileio.rename(self._tmp, self.path, overwrite=True)
-        else:
-            fileio.remove(self._tmp)
+        try:
+            with fileio.writing(self.path):
+                self._writer.close()
+                if exc_type is None:
+                    fileio.rename(self._tmp, self.path, overwrite=True)
+        finally:
+            if fileio.exists(self._tmp):
+                fileio.remove(self._tmp)
 
 
 def read_columns(paths: Iterable[str], spec: Mapping, batch_size: int = 65536) -> dict[str, np.ndarray]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import collections
 import os
 import pathlib
+import random
+import signal
 import socket
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -144,6 +147,42 @@ def test_the_local_runner_with_worker_processes_writes_the_same_bytes(prepared, 
     root, raw = prepared
     prepare(tmp_path / "workers", raw, runner=RunnerConfig(direct_num_workers=2))
     assert tree(tmp_path / "workers") == tree(root / "data")
+
+
+KILL_SEED = 20
+
+
+def killed_prepare(data_dir: pathlib.Path, raw: str, moment: str, delay_s: float) -> None:
+    """Start sllmr-prepare and SIGKILL it `delay_s` after `moment` ("pipeline": its temporary
+    directory exists; "shards": it has started writing shards), while it still runs."""
+    flags = [f"--{key}={value}" for key, value in CONFIG.items()] + [f"--raw_dir={raw}", f"--data_dir={data_dir}"]
+    process = subprocess.Popen([sys.executable, "-m", "sllmr_tf.bins.prepare", *flags],
+                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pattern = f"{data_dir.name}.prepare-*" + ("/train" if moment == "shards" else "")
+    earlier = set(data_dir.parent.glob(pattern))
+    deadline = time.time() + 300
+    while not set(data_dir.parent.glob(pattern)) - earlier:
+        assert process.poll() is None and time.time() < deadline, f"prepare ended before {moment}"
+        time.sleep(0.002)
+    time.sleep(delay_s)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    leftover = data_dir.parent / f"{data_dir.name}.prepare-{socket.gethostname()}-{process.pid}"
+    assert [p for p in data_dir.parent.glob(f"{leftover.name}-*") if not (p / dataset_dir.STATS_FILE).exists()]
+
+
+@pytest.mark.slow
+def test_a_rerun_after_kills_writes_the_uninterrupted_bytes_and_removes_the_killed_runs_leftovers(prepared, tmp_path):
+    root, raw = prepared
+    rng = random.Random(KILL_SEED)
+    data = tmp_path / "data"
+    killed_prepare(data, raw, "pipeline", rng.uniform(0.0, 0.5))
+    killed_prepare(data, raw, "shards", rng.uniform(0.0, 0.02))  # it removed the first run's leftover
+    assert len(list(tmp_path.glob("data.prepare-*"))) == 1 and not data.exists()
+    prepare(data, raw)
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+    assert tree(data) == tree(root / "data")
 
 
 def spoil(raw: str) -> None:

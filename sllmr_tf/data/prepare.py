@@ -63,6 +63,7 @@ def prepare(config: PrepareConfig, source: RawSource, data_dir: str, overwrite: 
         log(f"removed {path}, left by a run that was killed")
     tmp = fileio.owned_temporary_sibling(data_dir, "prepare")
     try:
+        fileio.makedirs(tmp)  # a read-only or full parent is refused here, before the pipeline runs
         stats = _build(config, source, tmp, runner, log, lineage)
         _replace_dir(tmp, data_dir)
     except BaseException:

@@ -33,7 +33,7 @@ class EarlyStoppingOnAuc(tf.keras.callbacks.Callback):
         self.model_dir, self.patience, self.monitor, self.min_delta = model_dir, patience, monitor, min_delta
         self.write_dir = write_dir or model_dir
         self.log = log
-        self.state = {"best": None, "best_epoch": None, "wait": 0, "epochs_run": 0}
+        self.state = {"best": None, "best_epoch": None, "wait": 0, "epochs_run": 0, "history": []}
 
     def on_train_begin(self, logs=None):
         saved = fileio.read_json(artifacts.path(self.model_dir, artifacts.EARLY_STOPPING))
@@ -45,19 +45,24 @@ class EarlyStoppingOnAuc(tf.keras.callbacks.Callback):
         if value is None:
             raise KeyError(f"early stopping monitors {self.monitor!r}, which the logs lack: "
                            f"{sorted(logs or {})}")
-        value = float(value)
-        state = self.state
-        state["epochs_run"] = epoch + 1
-        if state["best"] is None or value > state["best"] + self.min_delta:
+        # A run killed after this state was written but before the epoch's backup redoes the
+        # epoch: its value replaces the one recorded, so no epoch counts twice.
+        history = self.state.get("history", [])[:epoch] + [float(value)]
+        best, best_epoch, wait = None, None, 0
+        for number, auc in enumerate(history, start=1):
+            if best is None or auc > best + self.min_delta:
+                best, best_epoch, wait = auc, number, 0
+            else:
+                wait += 1
+        self.state = {"best": best, "best_epoch": best_epoch, "wait": wait, "epochs_run": epoch + 1,
+                      "history": history}
+        if best_epoch == epoch + 1:
             self.model.save_weights(artifacts.path(self.write_dir, artifacts.BEST_WEIGHTS))
-            state.update(best=value, best_epoch=epoch + 1, wait=0)
-        else:
-            state["wait"] += 1
-            if state["wait"] >= self.patience:
-                self.log(f"early stopping: {self.monitor} has not improved on {state['best']:.4f} "
-                         f"(epoch {state['best_epoch']}) for {self.patience} epochs")
-                self.model.stop_training = True
-        fileio.write_json(self._state_path, state)
+        elif wait >= self.patience:
+            self.log(f"early stopping: {self.monitor} has not improved on {best:.4f} "
+                     f"(epoch {best_epoch}) for {self.patience} epochs")
+            self.model.stop_training = True
+        fileio.write_json(self._state_path, self.state)
 
     def on_train_end(self, logs=None):
         if self.state["best_epoch"] is not None:

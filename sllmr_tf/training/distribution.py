@@ -52,12 +52,9 @@ class Placement:
     def replicas_per_worker(self) -> int:
         return self.strategy.num_replicas_in_sync // self.num_workers
 
-    def steps(self, examples: int, batch_size: int) -> int | None:
-        """With several workers, the steps of an epoch (every worker takes the same number, on
-        repeated input): `examples` once over all replicas at `batch_size` per replica. None
-        (to the end of the data) with one worker."""
-        if self.num_workers == 1:
-            return None
+    def steps(self, examples: int, batch_size: int) -> int:
+        """The steps of an epoch: `examples` once over all replicas at `batch_size` per replica
+        (with several workers every worker takes this many, on repeated input)."""
         return math.ceil(examples / (batch_size * self.strategy.num_replicas_in_sync))
 
     def distribute(self, make: Callable[[int, int], tf.data.Dataset]):

@@ -7,8 +7,9 @@ pipeline, overlapped with training.
 
 Per batch of B examples the join draws ceil(pairs_per_example * B) pairs
 uniformly from all pairs, with indices that are a pure function of (seed,
-batch number): the join never touches the interaction shuffle, and a resumed
-run draws the same pairs. Each pair is scored with its own user's features
+batch number), the batch's number counted across epochs (inputs.py): the join
+never touches the interaction shuffle, each epoch draws other pairs, and a
+resumed run draws the same pairs. Each pair is scored with its own user's features
 (`PairsTable.users`), not with a batch row's, so a pair reaches training as
 often as any other whatever its user's activity: the cold-start users whose
 pairs targeted augmentation multiplied get them. (Drawing pairs through the
@@ -31,10 +32,11 @@ PAIRS_KEY = "pairs"
 
 def join_pairs(batches: tf.data.Dataset, table: PairsTable, pairs_per_example: float,
                seed: int = 0) -> tf.data.Dataset:
-    """`batches` yields (features, label); the result yields (features + pairs, label).
+    """`batches` yields (batch number, (features, label)); the result yields (features + pairs, label).
 
     Args:
-        batches: interaction batches (training_batches' stream before the join).
+        batches: numbered interaction batches (training_batches' stream before the join), the
+            numbers counted across epochs.
         table: the LLM pairs (at least one).
         pairs_per_example: a batch of B examples gets ceil(pairs_per_example * B) pairs.
         seed: with the batch number, decides which pairs a batch draws.
@@ -58,4 +60,4 @@ def join_pairs(batches: tf.data.Dataset, table: PairsTable, pairs_per_example: f
         pairs["user"] = {name: tf.gather(values, pairs["user_id"]) for name, values in users.items()}
         return {**feats, PAIRS_KEY: pairs}, label
 
-    return batches.enumerate().map(join, num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.map(join, num_parallel_calls=tf.data.AUTOTUNE)

@@ -36,7 +36,7 @@ from sllmr_tf.training.config import FULL_RANKING_SUFFIX, TrainConfig
 from sllmr_tf.training.full_ranking import evaluate_full_ranking
 from sllmr_tf.training.gate import ReliabilityGate, fit_gate
 from sllmr_tf.training.gate_report import gate_report
-from sllmr_tf.training.inputs import interaction_batches, training_batches
+from sllmr_tf.training.inputs import EpochCounter, interaction_batches, training_batches
 from sllmr_tf.training.knowledge import item_knowledge
 from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table, select_pairs
@@ -89,11 +89,13 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     tf.keras.utils.set_random_seed(config.seed)
     vocab_sizes = features.vocab_sizes(data.stats)
 
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # the epoch the training input reads
+    train_steps = place.steps(data.stats["splits"]["train"]["examples"], config.batch_size)
+
     def worker_train_batches(worker_index: int, num_workers: int) -> tf.data.Dataset:
-        batches = training_batches(config.data_dir, config.batch_size * place.replicas_per_worker, config.seed,
-                                   table, config.pairs_per_example, config.shuffle_buffer,
-                                   worker_index=worker_index, num_workers=num_workers)
-        return batches.repeat() if num_workers > 1 else batches  # every worker takes the same number of steps
+        return training_batches(config.data_dir, config.batch_size * place.replicas_per_worker, config.seed,
+                                table, config.pairs_per_example, config.shuffle_buffer, epoch=epoch,
+                                steps=train_steps, worker_index=worker_index, num_workers=num_workers)
 
     def worker_valid_batches(_: int, num_workers: int) -> tf.data.Dataset:
         # Every worker evaluates the whole split: the same validation AUC everywhere.
@@ -101,7 +103,7 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
         return batches.repeat() if num_workers > 1 else batches
 
     train_batches = worker_train_batches(place.worker_index, place.num_workers)
-    steps = {"steps_per_epoch": place.steps(data.stats["splits"]["train"]["examples"], config.batch_size),
+    steps = {"steps_per_epoch": train_steps,
              # each worker's replica covers the whole split once
              "validation_steps": place.steps(data.stats["splits"]["valid"]["examples"] * place.num_workers,
                                              config.eval_batch_size)}
@@ -125,9 +127,10 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
     if stopping.state.get("finished"):
         model.load_weights(artifacts.path(write_dir, artifacts.BEST_WEIGHTS)).expect_partial()
     else:
-        model.fit(place.distribute(worker_train_batches), validation_data=place.distribute(worker_valid_batches), epochs=config.epochs,
-                  verbose=verbose, **steps,
-                  callbacks=[stopping, *_standard_callbacks(config, model, train_batches, log, place.is_chief),
+        model.fit(place.distribute(worker_train_batches), validation_data=place.distribute(worker_valid_batches),
+                  epochs=config.epochs, verbose=verbose, **steps,
+                  callbacks=[stopping, *_standard_callbacks(config, model, train_batches, epoch, steps["steps_per_epoch"],
+                                                            log, place.is_chief),
                              *extra_callbacks])
         stopping.state["finished"] = True
         fileio.write_json(artifacts.path(write_dir, artifacts.EARLY_STOPPING), stopping.state)
@@ -182,13 +185,16 @@ def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes:
 
 
 def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches: tf.data.Dataset,
-                        log: Log, is_chief: bool = True) -> list:
+                        epoch: tf.Variable, steps: int, log: Log, is_chief: bool = True) -> list:
     """BackupAndRestore on every worker (under a multi-worker strategy Keras restores all of them
     from the chief's backup and the others write theirs to a temporary dir it removes); the
     summaries on the chief only."""
     logs = artifacts.path(config.model_dir, artifacts.LOGS_DIR)
     out = [
+        # Backed up at each epoch's end: the input resumes at an epoch's start (inputs.py), so a
+        # mid-epoch backup could not resume its input where it was.
         tf.keras.callbacks.BackupAndRestore(artifacts.path(config.model_dir, artifacts.BACKUP_DIR)),
+        EpochCounter(epoch, steps),  # after the restore
         callbacks_lib.ResumeNotice(log),
     ]
     if not is_chief:

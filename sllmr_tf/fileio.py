@@ -4,11 +4,13 @@ So every directory flag may be a local path or a `gs://`, `hdfs://`, `ram://`
 (in-memory, for tests) or, with tensorflow-io installed, `s3://` URL.
 
 Files that must never be seen half written (JSON artifacts, shards) are written
-to a temporary sibling and renamed into place. Local and HDFS renames are
-atomic; on object stores (GCS, S3) a rename is a copy and a delete, so there a
-reader must not trust a file until the artifact's completion marker exists
-(`stats.json` of a dataset, `metrics.json` of a run, a pairs summary): those
-markers are always written last.
+to a temporary sibling and renamed into place (on object stores a file rename
+is a copy of one object, which appears whole). Directories are renamed into
+place only where that is atomic (`renames_directories_atomically`: local
+paths); on URL paths a directory is written where it will be read, and a
+reader trusts it only once its completion marker exists (`stats.json` of a
+dataset, `metrics.json` of a run, a pairs summary, a version's
+`saved_model.pb`): those markers are always written last.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from sllmr_tf.errors import ArtifactError
 
 _READ_BUFFER = 1 << 20
+_PREFIX_LISTING_SCHEME = "ram://"  # TensorFlow's in-memory filesystem lists and finds by name prefix
 # What a refused write raises: os (local directories) by errno, tf.io.gfile by error class.
 _REFUSED_WRITES = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
                    errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
@@ -60,6 +63,16 @@ def dirname(path: str) -> str:
 
 def basename(path: str) -> str:
     return posixpath.basename(path.rstrip("/"))
+
+
+def renames_directories_atomically(path: str) -> bool:
+    """Whether a finished directory can be published at `path` by renaming a temporary one.
+
+    True for local paths only. GCS and S3 rename a directory object by object (a copy and a
+    delete each), ram:// cannot rename one (the files stay under the old names), and HDFS,
+    which can, is not told apart: one rule for every URL scheme.
+    """
+    return not is_url(path)
 
 
 def exists(path: str) -> bool:
@@ -103,18 +116,34 @@ def makedirs(path: str) -> None:
 
 
 def listdir(path: str) -> list[str]:
-    """Entry names of a directory, sorted, without trailing slashes."""
-    return sorted(name.rstrip("/") for name in _gfile().listdir(path))
+    """Entry names of a directory, sorted, without trailing slashes (and without ram://'s phantom
+    entries, see `walk`)."""
+    names = sorted(name.rstrip("/") for name in _gfile().listdir(path))
+    if path.startswith(_PREFIX_LISTING_SCHEME):
+        names = [name for name in names if exists(join(path, name))]
+    return names
 
 
 def glob(pattern: str) -> list[str]:
     return sorted(_gfile().glob(pattern))
 
 
+def walk(root: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(folder, sub-folder names, file names) of `root` and every folder below it, top down.
+
+    ram:// lists by name prefix: beside `assets/` and `assets.extra/` (names TF Serving fixes) it
+    lists a phantom `assets/.extra`, which does not exist. Such entries are left out there."""
+    for folder, dirs, files in _gfile().walk(root):
+        if folder.startswith(_PREFIX_LISTING_SCHEME):
+            dirs[:] = [name for name in dirs if exists(join(folder, name))]
+            files = [name for name in files if exists(join(folder, name))]
+        yield folder, dirs, files
+
+
 def find(root: str, filename: str) -> list[str]:
     """Every file named `filename` below `root` (recursively), sorted."""
     found = []
-    for folder, _, files in _gfile().walk(root):
+    for folder, _, files in walk(root):
         found += [join(folder, filename) for name in files if name == filename]
     return sorted(found)
 
@@ -128,8 +157,13 @@ def remove(path: str) -> None:
 
 
 def rmtree(path: str) -> None:
-    if _gfile().exists(path):
-        _gfile().rmtree(path)
+    """Remove a directory and everything below it, if it exists (on ram://, folder by folder from
+    the deepest, as its own recursive delete trips over the phantom entries `walk` leaves out)."""
+    if not exists(path):
+        return
+    folders = [folder for folder, _, _ in walk(path)] if path.startswith(_PREFIX_LISTING_SCHEME) else [path]
+    for folder in reversed(folders):
+        _gfile().rmtree(folder)
 
 
 def rename(source: str, target: str, overwrite: bool = False) -> None:
@@ -138,8 +172,25 @@ def rename(source: str, target: str, overwrite: bool = False) -> None:
 
 
 def temporary_sibling(path: str, tag: str = "tmp") -> str:
-    """A name beside `path` that no other writer uses."""
-    return f"{path.rstrip('/')}.{tag}-{uuid.uuid4().hex[:12]}"
+    """A name beside `path` that no other writer uses: `.<tag>-<random>-<name>`. The real name is
+    not a prefix of it, as ram:// answers `exists` (and lists) by name prefix."""
+    return join(dirname(path), f".{tag}-{uuid.uuid4().hex[:12]}-{basename(path)}")
+
+
+def move_directory(source: str, target: str, last: str) -> None:
+    """Put the finished directory `source` at `target` (which must not exist): a rename where that
+    is atomic, else a copy of every file with the one named `last` (the completion marker)
+    copied after all others, and `source` removed."""
+    if renames_directories_atomically(target):
+        rename(source, target)
+        return
+    files = [(folder, name) for folder, _, names in walk(source) for name in names]
+    for folder, name in sorted(files, key=lambda file: file[1] == last):
+        copied = join(target, posixpath.relpath(join(folder, name), source.rstrip("/")))
+        makedirs(dirname(copied))
+        with writing(copied):
+            _gfile().copy(join(folder, name), copied, overwrite=True)
+    rmtree(source)
 
 
 def owned_temporary_sibling(path: str, tag: str) -> str:

@@ -22,9 +22,6 @@ from sllmr_tf.training.trainer import train
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.xfail(strict=True, raises=tf.errors.NotFoundError,
-                   reason="prepare publishes its dataset by renaming a directory, which ram:// cannot do "
-                          "(BUILD_NOTES.md, Faults and cloud paths)")
 def test_prepare_score_train_eval_and_export_run_on_ram_paths():
     root = "ram://sllmr-e2e"
     data, pairs, model, export = (f"{root}/{name}" for name in ("data", "pairs", "model", "export"))

@@ -3,6 +3,7 @@ datasets, scoring runs without a result, empty or unfinished pairs dirs, truncat
 the data hazards prepare names (duplicate columns, no positives, padded ids, lopsided splits)."""
 from __future__ import annotations
 
+import errno
 import http.server
 import json
 import os
@@ -25,6 +26,7 @@ from sllmr_tf.data.records import BadRecordPolicy
 from sllmr_tf.errors import ArtifactError, BadRecordError, DataError, ScoringAborted
 from sllmr_tf.export.identity import run_identity
 from sllmr_tf.scoring import openai_backend, pipeline
+from sllmr_tf.scoring.backends import make_backend
 from sllmr_tf.scoring.config import OpenAIConfig, ScoreConfig
 from sllmr_tf.shards import ShardWriter
 from sllmr_tf.training import artifacts
@@ -299,3 +301,73 @@ def test_the_score_binary_exits_2_with_one_line_when_no_list_is_scored(dataset):
     assert result.stderr.splitlines()[-1].startswith("sllmr-score: error: none of 2 lists got a usable answer "
                                                      "(2 requests failed, 0 answers unusable); last: ")
     assert "Connection refused" in result.stderr.splitlines()[-1]
+
+
+# --- refused writes: one ArtifactError naming the path, nothing partial left ------------------------
+
+
+def refuse_writes(monkeypatch, root: str, error: Exception) -> None:
+    """A filesystem that refuses every file write below `root` with `error` (as a read-only or full
+    disk does; chmod cannot show it when the tests run as root). Reads and folders are untouched."""
+    import tensorflow as tf
+
+    real_gfile, real_writer = tf.io.gfile.GFile, tf.io.TFRecordWriter
+
+    def refused(path) -> bool:
+        return os.path.abspath(str(path)).startswith(root)
+
+    def gfile(path, mode="r"):
+        if mode[0] in "wa" and refused(path):
+            raise error
+        return real_gfile(path, mode)
+
+    def record_writer(path, *args, **kwargs):
+        if refused(path):
+            raise error
+        return real_writer(path, *args, **kwargs)
+
+    monkeypatch.setattr(tf.io.gfile, "GFile", gfile)
+    monkeypatch.setattr(tf.io, "TFRecordWriter", record_writer)
+
+
+def files_below(root) -> list[str]:
+    return [os.path.join(folder, name) for folder, _, names in os.walk(root) for name in names]
+
+
+def permission_denied():
+    import tensorflow as tf
+
+    return tf.errors.PermissionDeniedError(None, None, "/x; Permission denied")
+
+
+REFUSALS = {"read-only": (permission_denied, "permission denied"),
+            "full": (lambda: OSError(errno.ENOSPC, "No space left on device"), "no space left on device")}
+
+
+@pytest.mark.parametrize("refusal", sorted(REFUSALS))
+def test_prepare_into_a_refusing_directory_fails_in_one_line_and_leaves_nothing(tmp_path, monkeypatch, refusal):
+    error, reason = REFUSALS[refusal]
+    raw = write_interactions(str(tmp_path / "raw"), event_rows())
+    config = csv_config(raw)
+    refuse_writes(monkeypatch, str(tmp_path / "out"), error())
+    data_dir = str(tmp_path / "out" / "data")
+    with pytest.raises(ArtifactError, match=rf"^cannot write {tmp_path / 'out'}/data\.prepare-\S+: {reason}; "
+                                            r"give a writable directory with free space( \[while running '\w+'\])?$"):
+        prepare_lib.prepare(config, open_source(config), data_dir, log=lambda _: None)
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_scoring_into_a_refusing_directory_fails_in_one_line_and_leaves_no_file(world, tmp_path, monkeypatch):
+    data_dir, pairs_dir = world[0], str(tmp_path / "pairs")
+    refuse_writes(monkeypatch, pairs_dir, permission_denied())
+    with pytest.raises(ArtifactError, match=rf"^cannot write {pairs_dir}/\S+: permission denied; "):
+        pipeline.score(data_dir, make_backend("simulated", data_dir), pairs_dir, log=lambda _: None)
+    assert files_below(pairs_dir) == []
+
+
+def test_training_into_a_full_directory_fails_in_one_line_and_leaves_no_file(dataset, tmp_path, monkeypatch):
+    model_dir = str(tmp_path / "model")
+    refuse_writes(monkeypatch, model_dir, OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(ArtifactError, match=rf"^cannot write {model_dir}/train_config.json: no space left on device; "):
+        train(TrainConfig(data_dir=dataset[1], model_dir=model_dir), log=lambda _: None)
+    assert files_below(model_dir) == []

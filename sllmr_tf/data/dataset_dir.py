@@ -13,10 +13,9 @@ Every record of a user is in shard `shards.user_shard(raw user id, n)` of each
 split; within a shard the records are in a fixed pseudo-random order (the
 same bytes on every run and runner).
 
-A directory is complete exactly when stats.json exists: `prepare` builds it
-under a temporary name, writes stats.json last and renames it into place.
-On object stores, where a rename is a copy, readers must not trust a
-directory without stats.json (`DatasetDir` refuses one). stats.json lists
+A directory is complete exactly when stats.json exists: `prepare` writes it
+last (and, on a local path, renames the finished directory into place), so
+readers never trust a directory without it (`DatasetDir` refuses one). stats.json lists
 every shard with its size, so a consumer can refuse a truncated or missing one
 up front (`check_shards`), and the dataset fingerprint, which every artifact
 made from the dataset records (`check_lineage`).

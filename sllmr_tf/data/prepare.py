@@ -2,13 +2,17 @@
 
 The work is one Apache Beam pipeline (prepare_pipeline.py) on the runner the
 `RunnerConfig` names: this machine by default, or Dataflow, Flink or Spark.
-Here, in the driver, the dataset is published: the pipeline fills a
-temporary sibling directory, named so that a later run can tell it belongs
-to a killed process and remove it (`fileio.owned_temporary_sibling`); when
-the pipeline succeeds, its summary becomes stats.json, written last, and the
-directory is renamed into place. A killed run never leaves a dataset that
-looks complete, and a rerun with the same settings and raw files (the same
-`lineage.dataset_lineage` fingerprint) is a no-op.
+Here, in the driver, the dataset is published. On a local data_dir the
+pipeline fills a temporary sibling directory, named so that a later run can
+tell it belongs to a killed process and remove it
+(`fileio.owned_temporary_sibling`); when the pipeline succeeds, its summary
+becomes stats.json, written last, and the directory is renamed into place.
+On a URL data_dir (no atomic directory rename,
+`fileio.renames_directories_atomically`) the pipeline writes into data_dir
+itself, emptied first, stats.json first of all removed and last written. Either
+way a killed run never leaves a dataset that looks complete (no stats.json),
+the next run replaces what it left, and a rerun with the same settings and raw
+files (the same `lineage.dataset_lineage` fingerprint) is a no-op.
 """
 from __future__ import annotations
 
@@ -59,6 +63,8 @@ def prepare(config: PrepareConfig, source: RawSource, data_dir: str, overwrite: 
             raise ArtifactError(f"{data_dir} holds a dataset prepared from other input "
                                 f"({'; '.join(lineage_lib.differences(existing, lineage))}); "
                                 "pass --overwrite to replace it")
+    if not fileio.renames_directories_atomically(data_dir):
+        return _build_in_place(config, source, data_dir, runner, log, lineage)
     for path in fileio.remove_abandoned_siblings(data_dir, TEMPORARY_TAGS):
         log(f"removed {path}, left by a run that was killed")
     tmp = fileio.owned_temporary_sibling(data_dir, "prepare")
@@ -70,6 +76,24 @@ def prepare(config: PrepareConfig, source: RawSource, data_dir: str, overwrite: 
         fileio.rmtree(tmp)
         raise
     return stats
+
+
+def _build_in_place(config: PrepareConfig, source: RawSource, data_dir: str, runner: RunnerConfig, log: Log,
+                    lineage: dict) -> dict:
+    """Build the dataset in data_dir itself, where no directory rename publishes it atomically: what
+    is there (another dataset, or a killed run's part) goes first, its stats.json before the rest,
+    so no reader ever trusts a mix; a failed build removes what it wrote."""
+    stats_path = fileio.join(data_dir, dataset_dir.STATS_FILE)
+    with fileio.writing(data_dir):  # a read-only store is refused here, before the pipeline runs
+        if fileio.exists(stats_path):
+            fileio.remove(stats_path)
+        fileio.rmtree(data_dir)
+    try:
+        fileio.makedirs(data_dir)
+        return _build(config, source, data_dir, runner, log, lineage)
+    except BaseException:
+        fileio.rmtree(data_dir)
+        raise
 
 
 def _replace_dir(tmp: str, data_dir: str) -> None:

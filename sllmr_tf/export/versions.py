@@ -3,9 +3,13 @@
 TF Serving reads every child whose name is a number as that version ("7" and
 "0007" are both version 7) and ignores other names. So an export is written to a
 temporary sibling, whose name is not a number, and renamed to its version only
-when complete: a half-written export is never a version. Renames are atomic on
-local disks and HDFS; on object stores (gs://, s3://) a rename is a copy, so
-there export to a local or HDFS base path and copy finished versions over.
+when complete: a half-written export is never a version. On URL base paths
+(gs://, s3://, hdfs://, ram://), where a directory rename is not atomic, the
+finished folder is copied into the version folder with saved_model.pb last
+(`fileio.move_directory`): until then TF Serving fails to load the version and
+keeps serving the one before. An export killed during that copy leaves a version
+folder without saved_model.pb; it keeps its number (TF Serving sees it), the next
+export takes the next one, and the leftover is removed by hand.
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from typing import Callable
 
 from sllmr_tf import fileio
 from sllmr_tf.errors import ArtifactError
+
+SAVED_MODEL_FILE = "saved_model.pb"  # what TF Serving loads a version from: copied last
 
 
 def versions(export_base: str) -> dict[int, str]:
@@ -29,7 +35,7 @@ def next_version(export_base: str) -> int:
 
 
 def publish(export_base: str, version: int, write: Callable[[str], None]) -> str:
-    """Run `write(folder)` on a fresh temporary folder, then rename it to the version.
+    """Run `write(folder)` on a fresh temporary folder, then move it to the version (`fileio.move_directory`).
 
     Args:
         export_base: the base path (created if needed).
@@ -50,7 +56,7 @@ def publish(export_base: str, version: int, write: Callable[[str], None]) -> str
     try:
         write(staging)
         _refuse_existing(export_base, version)  # another export may have taken it meanwhile
-        fileio.rename(staging, target)
+        fileio.move_directory(staging, target, last=SAVED_MODEL_FILE)
     finally:
         fileio.rmtree(staging)  # gone already once renamed
     return target

@@ -44,10 +44,11 @@ class ResponseCache:
             self._load(path)
         self._lock = threading.Lock()
         torn_end = fileio.exists(self.path) and fileio.size(self.path) > 0 and not self._ends_with_newline()
-        self._file = fileio.open_file(self.path, "ab")
-        if torn_end:  # a torn last line: never glue a new entry to it
-            self._file.write(b"\n")
-            self._file.flush()
+        with fileio.writing(self.path):
+            self._file = fileio.open_file(self.path, "ab")
+            if torn_end:  # a torn last line: never glue a new entry to it
+                self._file.write(b"\n")
+                self._file.flush()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -64,13 +65,13 @@ class ResponseCache:
                  "missing": np.asarray(response.missing, bool).tolist(),
                  "raw": response.raw, "ok": bool(response.ok)}
         line = (json.dumps({"key": key, **entry}) + "\n").encode()
-        with self._lock:
+        with self._lock, fileio.writing(self.path):
             self._file.write(line)
             self._file.flush()
             self._entries[key] = entry
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, fileio.writing(self.path):
             self._file.close()
 
     def _ends_with_newline(self) -> bool:

@@ -141,7 +141,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     last_problem = ""
     log_path = pairs_dir_lib.log_path(pairs_dir, config.shard_index, config.num_shards)
     try:
-        with concurrent.futures.ThreadPoolExecutor(config.concurrency) as pool, \
+        with fileio.writing(log_path), concurrent.futures.ThreadPoolExecutor(config.concurrency) as pool, \
                 pairs_dir_lib.PairFileWriters(pairs_dir, data_shards, dataset.num_shards,
                                               dataset.user_shards()) as writer, \
                 fileio.open_file(log_path, "w") as log_file:

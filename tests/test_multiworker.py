@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from sllmr_tf import shards
 from sllmr_tf.data import pairs_dir as pairs_dir_lib
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.scoring.config import ScoreConfig
+from sllmr_tf.training import distribution
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_SHARDS, SCORERS, WORKERS = 4, 2, 2
@@ -84,21 +84,11 @@ def test_summaries_of_the_old_one_file_per_process_layout_are_refused(sharded_wo
 # --- two worker processes ---------------------------------------------------------------------
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 class Cluster:
     """Two sllmr-train workers on 127.0.0.1; worker 0 is the chief. Logs go to files."""
 
     def __init__(self, tmp_path, data_dir: str, pairs_dir: str, *flags: str):
-        self.ports = _free_ports(WORKERS)
+        self.workers = distribution.local_cluster(WORKERS)
         self.tmp_path, self.model_dir = tmp_path, str(tmp_path / "model")
         self.args = [sys.executable, "-m", "sllmr_tf.bins.train", "--strategy=multi_worker", f"--data_dir={data_dir}",
                      f"--pairs_dir={pairs_dir}", "--method=sllmr", f"--model_dir={self.model_dir}",
@@ -107,9 +97,8 @@ class Cluster:
         self.starts = 0
 
     def start(self, index: int) -> None:
-        tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in self.ports]},
-                     "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, distribution.TF_CONFIG: distribution.tf_config(self.workers, index),
+               "PYTHONUNBUFFERED": "1"}
         self.starts += 1
         log = open(self.log_path(index), "a")
         self.procs[index] = subprocess.Popen(self.args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

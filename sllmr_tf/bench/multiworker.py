@@ -11,10 +11,8 @@ share the cores, so the figure records the overhead, not a speed-up.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,31 +48,21 @@ def memory_rows(data_dir: str, pairs_dir: str, worker_counts: Sequence[int]) -> 
     return rows
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def train_examples_per_s(data_dir: str, pairs_dir: str, workers: int, epochs: int, batch_size: int) -> float:
     """Train examples / median epoch seconds after the first, from the chief's Keras log."""
     from sllmr_tf.data.dataset_dir import DatasetDir
+    from sllmr_tf.training import distribution
 
     with tempfile.TemporaryDirectory() as work:
         args = [sys.executable, "-m", "sllmr_tf.bins.train", f"--data_dir={data_dir}", f"--pairs_dir={pairs_dir}",
                 "--backbone=deepfm", "--method=sllmr", f"--model_dir={work}/model", f"--epochs={epochs}",
                 f"--patience={epochs}", f"--batch_size={batch_size}", "--num_bootstrap=5"]
-        ports = _free_ports(workers)
+        cluster = distribution.local_cluster(workers)
         procs = []
         for k in range(workers):
             env = dict(os.environ)
             if workers > 1:
-                env["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                                               "task": {"type": "worker", "index": k}})
+                env[distribution.TF_CONFIG] = distribution.tf_config(cluster, k)
             procs.append(subprocess.Popen(args + (["--strategy=multi_worker"] if workers > 1 else []), env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         logs = [p.communicate()[0] for p in procs]

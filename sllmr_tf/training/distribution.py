@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import socket
 from typing import Callable
 
 import numpy as np
@@ -24,6 +25,22 @@ from sllmr_tf import fileio
 from sllmr_tf.errors import ConfigError
 
 TF_CONFIG = "TF_CONFIG"
+
+
+def local_cluster(num_workers: int) -> list[str]:
+    """Addresses of `num_workers` workers on free ports of 127.0.0.1 (tests and benchmarks)."""
+    sockets = [socket.socket() for _ in range(num_workers)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    return addresses
+
+
+def tf_config(workers: list[str], index: int) -> str:
+    """The $TF_CONFIG of worker `index` of the cluster `workers` (worker 0 is the chief)."""
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
 
 
 @dataclasses.dataclass(frozen=True)

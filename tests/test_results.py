@@ -72,11 +72,13 @@ def test_the_paper_layout_has_a_row_per_backbone_and_a_column_per_method_with_pa
             write_run(tmp_path, backbone, "base", seed, {"overall": base})
             write_run(tmp_path, backbone, "sllmr", seed, {"overall": sllmr})
     write_run(tmp_path, "dcn", "kd", 0, {"overall": 0.71})
-    table = results.to_paper_table(results.summarize(results.collect(str(tmp_path))))
-    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    summary = results.summarize(results.collect(str(tmp_path)))
+    rows = [line for line in results.to_paper_table(summary).splitlines() if line.startswith("| ")]
     assert rows[0] == "| backbone | base | kd | sllmr |"
     assert rows[1] == "| dcn | 0.6500 | 0.7100 | 0.6700 (+0.0200 [+0.0200, +0.0200]) |"
     assert rows[2] == "| deepfm | 0.6500 | - | 0.6700 (+0.0200 [+0.0200, +0.0200]) |"
+    ordered = results.to_paper_table(summary, order=("sllmr", "kd")).splitlines()
+    assert "| backbone | base | sllmr | kd |" in ordered
 
 
 def test_full_ranking_results_are_tabulated_apart_only_when_every_run_has_them(tmp_path):

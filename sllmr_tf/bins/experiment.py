@@ -43,8 +43,9 @@ def main(argv: Sequence[str]) -> None:
         train(config, verbose=0, log=lambda line: None)
     for split in results.result_splits(fileio.join(experiment.work_dir, "runs")):
         summary = results.summarize(results.collect(fileio.join(experiment.work_dir, "runs"), split))
-        paths = results.write(summary, experiment.work_dir, split)
-        print(f"\n{split}\n\n{results.to_markdown(summary)}\n\n{results.to_paper_table(summary)}")
+        paths = results.write(summary, experiment.work_dir, split, order=experiment.methods)
+        print(f"\n{split}\n\n{results.to_markdown(summary)}\n\n"
+              f"{results.to_paper_table(summary, order=experiment.methods)}")
         print("wrote " + ", ".join(paths))
 
 

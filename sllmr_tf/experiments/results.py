@@ -102,15 +102,17 @@ def to_markdown(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def to_paper_table(summary: list[dict], segment: str = "overall") -> str:
-    """The paper's Table 2 layout: a row per backbone, a column per method (base first).
+def to_paper_table(summary: list[dict], segment: str = "overall", order: Sequence[str] = ()) -> str:
+    """The paper's Table 2 layout: a row per backbone, a column per method (base first, then
+    the methods of `order` in that order, then any others by name).
 
     A cell is the mean AUC over seeds and, for a method, its paired gain over base with the
     95% t-interval over seeds: the paper's table, with the n and intervals it leaves out.
     """
     cells = {(s["backbone"], s["method"]): s for s in summary if s["segment"] == segment}
     backbones = sorted({backbone for backbone, _ in cells})
-    methods = list(dict.fromkeys(m for _, m in sorted(cells, key=lambda key: key[1] != BASELINE)))
+    rank = {m: k for k, m in enumerate(order)}
+    methods = sorted({m for _, m in cells}, key=lambda m: (m != BASELINE, rank.get(m, len(rank)), m))
     seeds = sorted({s["seeds"] for s in cells.values()})
     n = sorted({s["n"] for s in cells.values()})
     lines = [f"{segment}: AUC mean over {'/'.join(map(str, seeds))} seeds, n = {'/'.join(f'{v:,}' for v in n)} "
@@ -131,12 +133,12 @@ def to_paper_table(summary: list[dict], segment: str = "overall") -> str:
     return "\n".join(lines)
 
 
-def write(summary: list[dict], out_dir: str, split: str = TEST) -> list[str]:
+def write(summary: list[dict], out_dir: str, split: str = TEST, order: Sequence[str] = ()) -> list[str]:
     """results.md (the table, then the paper's layout), results.csv and results.png in out_dir,
     with the split's suffix ("results_full_ranking.md" for test_full_ranking); returns their paths."""
     stem = "results" + split[len(TEST):]
     paths = [fileio.join(out_dir, stem + ext) for ext in (".md", ".csv", ".png")]
-    fileio.write_atomic(paths[0], f"{to_markdown(summary)}\n\n{to_paper_table(summary)}\n")
+    fileio.write_atomic(paths[0], f"{to_markdown(summary)}\n\n{to_paper_table(summary, order=order)}\n")
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=COLUMNS)
     writer.writeheader()

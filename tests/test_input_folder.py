@@ -39,7 +39,7 @@ def spec_table(feature_set) -> dict:
 def test_the_schema_lists_the_feature_spec_exactly():
     data_files, pair_files = SCHEMA["data_dir"]["files"], SCHEMA["pairs_dir"]["files"]
     assert data_files["<split>/part-<i>-of-<n>.tfrecord.gz"]["features"] == spec_table(features.FEATURES)
-    assert pair_files["pairs-<i>-of-<n>.tfrecord.gz"]["features"] == spec_table(features.PAIR_FEATURES)
+    assert pair_files["pairs-<s>-of-<n>.tfrecord.gz"]["features"] == spec_table(features.PAIR_FEATURES)
 
 
 def pattern(path: str, entry: dict) -> re.Pattern:
@@ -48,7 +48,7 @@ def pattern(path: str, entry: dict) -> re.Pattern:
     regex = re.escape(path)
     for placeholder, values in choices.items():
         regex = regex.replace(re.escape(placeholder), "(" + "|".join(map(re.escape, values)) + ")")
-    return re.compile(regex.replace(re.escape("<i>"), r"\d{5}").replace(re.escape("<n>"), r"\d{5}")
+    return re.compile(re.sub(r"<[ijsnm]>", r"\\d{5}", regex)
                       .replace(re.escape("<hash>"), "[0-9a-f]+") + "$")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sllmr_tf.scoring.aggregate import ScoreAnswers, aggregate_pairs, pairwise_wins
+from sllmr_tf.scoring.aggregate import aggregate_pairs, pairwise_wins
 
 
 def _pairs(scores, **kwargs):
@@ -96,7 +96,7 @@ def test_no_answer_is_an_error():
 
 
 def _score_pairs(answers):
-    return {(p.a, p.b): p.confidence for p in aggregate_pairs(ScoreAnswers(np.asarray(s, float) for s in answers))[1]}
+    return {(p.a, p.b): p.confidence for p in aggregate_pairs([np.asarray(s, float) for s in answers], absolute=True)[1]}
 
 
 def test_score_answers_give_pairs_in_score_order_with_confidence_from_the_score_difference():

@@ -20,7 +20,7 @@ agreement to measure, so its confidence comes from the score margin instead:
 worst and near 0.5 for neighbours. Without this every pair of such a backend
 had confidence 1 and the gate's confidence signal carried nothing.
 
-Answers on the absolute [0, 1] scale (the openai score mode, `ScoreAnswers`)
+Answers on the absolute [0, 1] scale (the openai score mode, `absolute=True`)
 keep their scale: a candidate's score is its mean over the answers (a
 candidate an answer left out counts 0.5 there), the pairs follow that mean,
 and a pair's confidence is 0.5 + 0.5 (mean_a - mean_b): 1 for 1 against 0,
@@ -42,10 +42,6 @@ class Pair:
     b: int
     confidence: float  # in (0.5, 1]
     margin: float  # how far apart the aggregated ranking puts a and b, in (0, 1]
-
-
-class ScoreAnswers(list):
-    """The usable answers of one list when they are scores in [0, 1] (not ranks)."""
 
 
 def pairwise_wins(scores: Sequence[np.ndarray]) -> np.ndarray:
@@ -74,15 +70,17 @@ def rank_points(scores: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def aggregate_pairs(scores: Sequence[np.ndarray], max_pairs: int = 0,
-                    rng: np.random.Generator | None = None) -> tuple[np.ndarray, list[Pair]]:
+                    rng: np.random.Generator | None = None,
+                    absolute: bool = False) -> tuple[np.ndarray, list[Pair]]:
     """The Borda points and the preference pairs of one list.
 
     `max_pairs` > 0 keeps a uniform sample of that many pairs (needs `rng`), so lists of
-    any size contribute a bounded number of pairs.
+    any size contribute a bounded number of pairs. `absolute`: the answers are scores in
+    [0, 1] (the score mode), kept on their scale (see the module docstring).
     """
     if not scores:
         raise ValueError("aggregate_pairs needs at least one answer")
-    if isinstance(scores, ScoreAnswers):
+    if absolute:
         points = np.mean(np.stack([np.asarray(s, np.float64) for s in scores]), 0)
         wins = 0.5 + 0.5 * (points[:, None] - points[None, :])
     else:

@@ -60,6 +60,7 @@ class _ListResult:
     cl: CandidateList
     asks: list[_Ask]
     scores: list[np.ndarray]  # usable answers, in the list's own candidate order
+    absolute: bool = False  # the answers are scores in [0, 1] (aggregate.aggregate_pairs)
 
 
 def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig = ScoreConfig(),
@@ -101,7 +102,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     style = getattr(backend, "prompt_style", prompts.STYLE_RANK)
     truth = getattr(backend, "true_correct_prob", None)
     informed = getattr(backend, "true_informed_prob", None)
-    answers = aggregate.ScoreAnswers if getattr(backend, "absolute_scores", False) else list
+    absolute = getattr(backend, "absolute_scores", False)
     shard = shards.shard_suffix(config.shard_index, config.num_shards)
     fileio.makedirs(pairs_dir)
     cache = ResponseCache(cache_dir or pairs_dir_lib.default_cache_dir(pairs_dir), shard)
@@ -109,7 +110,7 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
         f"{num_orders} order(s) each; {len(cache):,} cached answers")
 
     def ask_list(cl: CandidateList) -> _ListResult:
-        result = _ListResult(cl, [], answers())
+        result = _ListResult(cl, [], [], absolute)
         history = [rows[i] for i in cl.history]
         for order in range(num_orders):
             perm = _ordering(cl, order, config.candidates.seed)
@@ -208,7 +209,7 @@ def _write_pairs(result: _ListResult, writer: pairs_dir_lib.PairFileWriters, cou
         return
     counts["lists_scored"] += 1
     rng = np.random.default_rng([config.candidates.seed, cl.user_index, cl.list_index, 1 << 20])
-    _, pairs = aggregate.aggregate_pairs(result.scores, config.max_pairs_per_list, rng)
+    _, pairs = aggregate.aggregate_pairs(result.scores, config.max_pairs_per_list, rng, absolute=result.absolute)
     train = train_sets[cl.user_index]
     for pair in pairs:
         a, b = cl.candidates[pair.a], cl.candidates[pair.b]

@@ -20,6 +20,7 @@ both a positive and a negative row.
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterator
 
 import numpy as np
 
@@ -90,12 +91,18 @@ def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, users: np.ndarray, num
                   seed: int) -> np.ndarray:
     """AUCs of `num_bootstrap` resamples of the users (each row weighted by its user's draw count)."""
     ranked = _RankedScores(labels, scores)
+    values = [ranked.auc(weights) for weights in user_resample_weights(users, num_bootstrap, seed)]
+    return np.asarray([v for v in values if np.isfinite(v)])
+
+
+def user_resample_weights(users: np.ndarray, num_bootstrap: int, seed: int) -> Iterator[np.ndarray]:
+    """For each of `num_bootstrap` resamples of the users (with replacement), each row's weight:
+    how many times its user was drawn. The one resampling of every interval over users."""
     _, user_row = np.unique(users, return_inverse=True)
     num_users = int(user_row.max()) + 1
     rng = np.random.default_rng(seed)
-    values = [ranked.auc(np.bincount(rng.integers(0, num_users, num_users), minlength=num_users)[user_row])
-              for _ in range(num_bootstrap)]
-    return np.asarray([v for v in values if np.isfinite(v)])
+    for _ in range(num_bootstrap):
+        yield np.bincount(rng.integers(0, num_users, num_users), minlength=num_users)[user_row]
 
 
 def gauc_report(pred: Predictions, num_bootstrap: int, seed: int) -> dict:

@@ -66,7 +66,7 @@ from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.data.pipeline import make_dataset
 from sllmr_tf.errors import ArtifactError, ConfigError
 from sllmr_tf.training.config import RANKING_CHUNK_PAIRS
-from sllmr_tf.training.evaluation import interval95
+from sllmr_tf.training.evaluation import interval95, user_resample_weights
 from sllmr_tf.training.pairs_table import item_side, user_features
 
 # The splits whose rows a split's positives are not ranked against.
@@ -193,14 +193,7 @@ def full_ranking_report(ranked: RankedPositives, data: DatasetDir, num_bootstrap
 def user_bootstrap_means(values: np.ndarray, users: np.ndarray, num_bootstrap: int, seed: int) -> np.ndarray:
     """Means of `values` over `num_bootstrap` resamples of the users, each value weighted by
     its user's draw count."""
-    _, user_row = np.unique(users, return_inverse=True)
-    num_users = int(user_row.max()) + 1
-    totals = np.bincount(user_row, weights=values, minlength=num_users)
-    counts = np.bincount(user_row, minlength=num_users)
-    rng = np.random.default_rng(seed)
-    draws = (np.bincount(rng.integers(0, num_users, num_users), minlength=num_users)
-             for _ in range(num_bootstrap))
-    return np.asarray([(w @ totals) / (w @ counts) for w in draws])
+    return np.asarray([(w @ values) / w.sum() for w in user_resample_weights(users, num_bootstrap, seed)])
 
 
 def _segment(ranked: RankedPositives, num_bootstrap: int, seed: int) -> dict:

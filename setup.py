@@ -44,6 +44,7 @@ setup(
             "sllmr-eval=sllmr_tf.bins.eval:run",
             "sllmr-experiment=sllmr_tf.bins.experiment:run",
             "sllmr-export=sllmr_tf.bins.export:run",
+            "sllmr-main=sllmr_tf.bins.main:run",
         ],
     },
 )

@@ -18,11 +18,11 @@ pytestmark = pytest.mark.slow
 SMALL = CandidateConfig(list_size=5, positives_per_list=2, history_length=5)
 
 
-def _run(data_dir, endpoint, pairs_dir, mode, max_lists):
+def _run(data_dir, endpoint, pairs_dir, mode, max_lists, cache_dir=None):
     backend = openai_backend.create(data_dir, OpenAIConfig(openai_base_url=endpoint.base_url, openai_model=endpoint.model,
                                                            openai_mode=mode, max_tokens=64, request_timeout_s=300))
     config = ScoreConfig(candidates=SMALL, num_orders=2, max_lists=max_lists, concurrency=1)
-    return pipeline.score(data_dir, backend, str(pairs_dir), config, log=print)
+    return pipeline.score(data_dir, backend, str(pairs_dir), config, cache_dir=cache_dir and str(cache_dir), log=print)
 
 
 def _log(pairs_dir):
@@ -49,11 +49,12 @@ def test_real_llm_rankings_are_parsed_summarised_and_cached(movielens_dir, llama
     assert pairs["user_id"].size == summary["pairs"]["written"] > 0
     assert ((pairs["confidence"] > 0.5) & (pairs["confidence"] <= 1.0)).all()
 
-    rerun = _run(movielens_dir, llama, tmp_path, "rank", max_lists=3)
+    # Another pairs dir on the same cache: every answer comes from the cache, the same pairs.
+    rerun = _run(movielens_dir, llama, tmp_path / "again", "rank", max_lists=3, cache_dir=tmp_path / "cache")
     assert llama.completions - before == asked  # nothing asked twice
     assert rerun["answers"]["answers_from_cache"] == answers["answers_requested"]
     assert rerun["pairs"] == summary["pairs"]
-    again = read_pairs(str(tmp_path))
+    again = read_pairs(str(tmp_path / "again"))
     for name in pairs:
         np.testing.assert_array_equal(pairs[name], again[name])
 

@@ -302,3 +302,19 @@ def test_summary_and_log_are_written_per_shard(data_dir, tmp_path):
 def test_bad_shard_flags_are_rejected(data_dir, tmp_path):
     with pytest.raises(ConfigError, match="shard_index"):
         _score(data_dir, TasteBackend(), tmp_path, shard_index=2, num_shards=2)
+
+
+def test_a_finished_job_run_again_does_nothing_and_changed_settings_score_again(data_dir, tmp_path):
+    first = _score(data_dir, TasteBackend(), tmp_path / "run")
+    pair_files = sorted((tmp_path / "run").glob("pairs-*"))
+    written = [p.stat().st_mtime_ns for p in pair_files]
+    lines = []
+    again = TasteBackend()
+    rerun = pipeline.score(data_dir, again, str(tmp_path / "run"), _config(), log=lines.append)
+    assert rerun == first and again.requests == []
+    assert [p.stat().st_mtime_ns for p in pair_files] == written
+    assert any("nothing to do" in line for line in lines)
+
+    changed = _score(data_dir, TasteBackend(), tmp_path / "run", lists_per_user=2)
+    assert changed["config"]["candidates"]["lists_per_user"] == 2
+    assert changed["lists"]["total"] > first["lists"]["total"]

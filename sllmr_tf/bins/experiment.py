@@ -29,24 +29,37 @@ def main(argv: Sequence[str]) -> None:
     experiment.validate()
     from sllmr_tf import fileio
     from sllmr_tf.experiments import results
-    from sllmr_tf.training import methods
+    from sllmr_tf.training import artifacts, callbacks, methods
     from sllmr_tf.training.trainer import train
 
     runs = [(b, m, s) for b in experiment.backbones for m in experiment.methods for s in range(experiment.seeds)]
     for k, (backbone, method, seed) in enumerate(runs, start=1):
-        print(f"[{k}/{len(runs)}] {backbone} / {method} / seed {seed}", flush=True)
         config = config_flags.build(
             TrainConfig, backbone=backbone, method=method, seed=seed,
             model_dir=fileio.join(experiment.work_dir, "runs", backbone, method, f"seed{seed}"))
         if not methods.get_method(method).uses_pairs:
             config = config.without_pair_settings()
-        train(config, verbose=0, log=lambda line: None)
+        finished = fileio.exists(artifacts.path(config.model_dir, artifacts.METRICS))
+        print(f"[{k}/{len(runs)}] {backbone} / {method} / seed {seed}"
+              + (": trained earlier, reusing its metrics.json" if finished else ""), flush=True)
+        metrics = train(config, verbose=0, log=lambda line: None,
+                        extra_callbacks=[] if finished else [callbacks.EpochProgress(print)])
+        if not finished:
+            print(f"    {run_line(metrics)}", flush=True)
     for split in results.result_splits(fileio.join(experiment.work_dir, "runs")):
         summary = results.summarize(results.collect(fileio.join(experiment.work_dir, "runs"), split))
         paths = results.write(summary, experiment.work_dir, split, order=experiment.methods)
         print(f"\n{split}\n\n{results.to_markdown(summary)}\n\n"
               f"{results.to_paper_table(summary, order=experiment.methods)}")
         print("wrote " + ", ".join(paths))
+
+
+def run_line(metrics: dict) -> str:
+    """A finished run in one line: its test AUC with the interval, and how training went."""
+    test, training = metrics["test"]["overall"], metrics["training"]
+    interval = f" [{test['auc_ci95'][0]:.4f}, {test['auc_ci95'][1]:.4f}]" if test["auc_ci95"] else ""
+    return (f"test AUC {test['auc']:.4f}{interval}; best epoch {training['best_epoch']} of "
+            f"{training['epochs_run']}; {training['seconds_this_session']:.0f} s")
 
 
 def run() -> None:

@@ -30,3 +30,33 @@ class ExperimentConfig:
                 raise ConfigError(f"unknown {kind}(s) {unknown}; known: {', '.join(known)}")
         if self.seeds < 1:
             raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MainJobConfig:
+    """The main job (sllmr-main): which data, teacher and training protocol, which methods to
+    compare, and where. The stages read their settings from their flagfiles (flags/)."""
+
+    work_dir: str = option("work_dir/demo", "Output: data/, pairs/, experiment/, export/ and comparison.md.")
+    prepare_flagfile: str = option("flags/prepare_movielens100k.flags",
+                                   "sllmr-prepare's flagfile: the dataset (your own: a csv source's flagfile).")
+    score_flagfile: str = option("flags/score_embedding.flags", "sllmr-score's flagfile: the LLM teacher.")
+    train_flagfile: str = option("flags/train_protocol.flags", "sllmr-train's flagfile: the training protocol.")
+    backbones: tuple[str, ...] = option(("deepfm",), "Backbones to train (the first one's run is exported).")
+    methods: tuple[str, ...] = option(("base", "kd", "sllmr"), "Methods to compare (base must be one).")
+    seeds: int = option(3, "Seeds 0..seeds-1 per backbone and method (the intervals are over seeds).")
+    export_method: str = option("sllmr", "The method whose seed-0 run of the first backbone is exported.")
+
+    def experiment(self) -> ExperimentConfig:
+        """The experiment stage's settings."""
+        return ExperimentConfig(work_dir=self.work_dir, backbones=self.backbones, methods=self.methods,
+                                seeds=self.seeds)
+
+    def validate(self) -> None:
+        """Raises ConfigError naming unknown backbones or methods, or a comparison without base."""
+        self.experiment().validate()
+        if "base" not in self.methods:
+            raise ConfigError(f"methods must include base (the comparison is against it), got {','.join(self.methods)}")
+        if self.export_method not in self.methods:
+            raise ConfigError(f"export_method {self.export_method!r} is not one of the methods "
+                              f"{','.join(self.methods)}")

@@ -93,6 +93,11 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     cold_users = {int(u["index"]) for u in users if u["is_cold"]}
 
     data_shards = shards.worker_shards(dataset.num_shards, config.shard_index, config.num_shards)
+    done = _finished_summary(pairs_dir, backend, config, dataset, data_shards)
+    if done is not None:
+        log(f"{pairs_dir} already holds shard {shards.shard_suffix(config.shard_index, config.num_shards)}'s "
+            f"{done['pairs']['written']:,} pairs from {backend.name} with these settings: nothing to do")
+        return done
     lists = list(iter_lists(users, len(items), is_longtail, config.candidates,
                             config.shard_index, config.num_shards, num_data_shards=dataset.num_shards))
     if config.max_lists:
@@ -174,6 +179,21 @@ def score(data_dir: str, backend: Backend, pairs_dir: str, config: ScoreConfig =
     fileio.write_json(pairs_dir_lib.summary_path(pairs_dir, config.shard_index, config.num_shards), summary)
     log(_progress(counts, len(lists), elapsed))
     return summary
+
+
+def _finished_summary(pairs_dir: str, backend: Backend, config: ScoreConfig, dataset: DatasetDir,
+                      data_shards: list[int]) -> dict | None:
+    """The summary of this very job when it has finished before (same dataset, scorer, model,
+    decoding and settings, every pair file there), else None. Its cached answers would give
+    the same pairs again, so a rerun need not redo them."""
+    previous = fileio.read_json(pairs_dir_lib.summary_path(pairs_dir, config.shard_index, config.num_shards))
+    if previous is None:
+        return None
+    now = json.loads(json.dumps({"backend": backend.name, "model": backend.model,
+                                 "decoding_params": backend.decoding_params(), "config": dataclasses.asdict(config),
+                                 "dataset_fingerprint": dataset.fingerprint, "data_shards": data_shards}))
+    complete = all(fileio.exists(pairs_dir_lib.pair_shard_path(pairs_dir, s, dataset.num_shards)) for s in data_shards)
+    return previous if complete and all(previous.get(k) == v for k, v in now.items()) else None
 
 
 def _ordering(cl: CandidateList, order: int, seed: int) -> np.ndarray:

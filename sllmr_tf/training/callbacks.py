@@ -8,6 +8,7 @@ the distribution of the pair weights per segment on a fixed sample of joined bat
 from __future__ import annotations
 
 import collections
+import time
 
 import numpy as np
 import scipy.stats
@@ -73,6 +74,23 @@ class EarlyStoppingOnAuc(tf.keras.callbacks.Callback):
     @property
     def _state_path(self) -> str:
         return artifacts.path(self.write_dir, artifacts.EARLY_STOPPING)
+
+
+class EpochProgress(tf.keras.callbacks.Callback):
+    """One short line per epoch (loss, validation AUC, seconds), for callers that run Keras
+    silently (sllmr-experiment trains many runs, and a bar per run would bury the results)."""
+
+    def __init__(self, log=print, indent: str = "    "):
+        super().__init__()
+        self.log, self.indent, self._started = log, indent, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"{name} {logs[name]:.4f}" for name in ("loss", "val_auc") if name in logs]
+        self.log(f"{self.indent}epoch {epoch + 1}: {', '.join(parts)} ({time.time() - self._started:.0f} s)")
 
 
 class ResumeNotice(tf.keras.callbacks.Callback):

@@ -17,6 +17,7 @@ export is not repeated when a version of the same run exists. Everything lives u
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -76,7 +77,9 @@ def run_stage(binary: str, arguments: Sequence[str]) -> None:
         subprocess.CalledProcessError: any other failure (a bug: its traceback is printed above).
     """
     sys.stdout.flush()
-    done = subprocess.run([sys.executable, "-m", f"sllmr_tf.bins.{binary}", *arguments])
+    # Unbuffered: the child's progress lines appear as they are printed, also into a log file.
+    done = subprocess.run([sys.executable, "-m", f"sllmr_tf.bins.{binary}", *arguments],
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if done.returncode == 2:
         raise StageFailed(f"sllmr-{binary} stopped on the error above; fix it and rerun (finished stages are kept)")
     done.check_returncode()

@@ -10,7 +10,10 @@ where it stopped. A base run carries no pair settings, so one set of base runs
 serves a whole sweep. Results go to OUT/results.{md,csv,png}; runs trained with
 --full_ranking_eval also give OUT/results_full_ranking.{md,csv,png}. Each results.md
 ends with the overall AUC in the paper's Table 2 layout (a row per backbone, a column
-per method).
+per method); results.png draws each segment's AUC and each method's paired gain over base,
+both with 95% intervals. When gated runs are among them (sllmr, sllmr_paper),
+OUT/gate_calibration.png sets the weight the gate gives per weight bin against the signal
+those pairs carry. The paths written are printed.
 """
 from __future__ import annotations
 
@@ -52,6 +55,10 @@ def main(argv: Sequence[str]) -> None:
         print(f"\n{split}\n\n{results.to_markdown(summary)}\n\n"
               f"{results.to_paper_table(summary, order=experiment.methods)}")
         print("wrote " + ", ".join(paths))
+    calibration = results.write_calibration(fileio.join(experiment.work_dir, "runs"), experiment.work_dir,
+                                            order=experiment.methods)
+    if calibration:
+        print("wrote " + calibration)
 
 
 def run_line(metrics: dict) -> str:

@@ -4,7 +4,8 @@ One run's AUC interval (bootstrap over users) says how precisely that run was
 measured; the spread across seeds says how much training noise moves it. A
 method's gain is judged paired: per seed, its AUC minus `base`'s AUC on the same
 test rows, then a t-interval over seeds. A segment flagged too small (< 200 test
-events) is reported but never ranked.
+events) is reported but never ranked. results.png draws both (plots.py), and
+gate_calibration.png the gated runs' weight against the signal their pairs carry.
 """
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from sllmr_tf import fileio, segments
+from sllmr_tf.experiments import plots
 from sllmr_tf.training.config import FULL_RANKING_SUFFIX
 
 BASELINE = "base"
 TEST = "test"
-COLUMNS = ("backbone", "method", "segment", "seeds", "n", "auc_mean", "auc_std", "run_ci_halfwidth",
-           "delta_vs_base", "delta_ci95_low", "delta_ci95_high", "too_small")
+CALIBRATION_PLOT = "gate_calibration.png"
+COLUMNS = ("backbone", "method", "segment", "seeds", "n", "auc_mean", "auc_std", "auc_ci95_low", "auc_ci95_high",
+           "run_ci_halfwidth", "delta_vs_base", "delta_ci95_low", "delta_ci95_high", "too_small")
 
 
 def result_splits(root: str) -> list[str]:
@@ -45,22 +48,27 @@ def collect(root: str, split: str = TEST) -> list[dict]:
                 continue
             low, high = block["auc_ci95"] or (math.nan, math.nan)
             rows.append({"backbone": metrics["backbone"], "method": metrics["method"], "seed": metrics["seed"],
-                         "segment": segment, "auc": block["auc"], "ci_halfwidth": (high - low) / 2,
+                         "segment": segment, "auc": block["auc"], "ci95": (low, high), "ci_halfwidth": (high - low) / 2,
                          "n": block["n"], "too_small": bool(block["too_small"])})
     return rows
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """One line per (backbone, method, segment): mean and spread over seeds, paired delta vs base."""
+    """One line per (backbone, method, segment): mean and spread over seeds, paired delta vs base.
+
+    auc_ci95_low/high: the 95% t-interval of the mean over seeds with several seeds; with one,
+    that run's own bootstrap interval (the only measure of its precision there is)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["backbone"], row["method"], row["segment"])].append(row)
     out = []
     for (backbone, method, segment), runs in sorted(groups.items()):
         aucs = np.array([r["auc"] for r in runs])
+        low, high = mean_with_t_interval(aucs)[1:] if len(runs) > 1 else runs[0]["ci95"]
         line = {"backbone": backbone, "method": method, "segment": segment, "seeds": len(runs),
                 "n": runs[0]["n"], "auc_mean": aucs.mean(),
                 "auc_std": aucs.std(ddof=1) if len(runs) > 1 else math.nan,
+                "auc_ci95_low": low, "auc_ci95_high": high,
                 "run_ci_halfwidth": float(np.mean([r["ci_halfwidth"] for r in runs])),
                 "delta_vs_base": math.nan, "delta_ci95_low": math.nan, "delta_ci95_high": math.nan,
                 "too_small": any(r["too_small"] for r in runs)}
@@ -81,6 +89,12 @@ def mean_with_t_interval(values: Sequence[float]) -> tuple[float, float, float]:
         return float(values.mean()), math.nan, math.nan
     half = scipy_stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     return float(values.mean()), float(values.mean() - half), float(values.mean() + half)
+
+
+def method_order(methods: set[str], order: Sequence[str] = ()) -> list[str]:
+    """base first, then the methods of `order` in that order, then any others by name."""
+    rank = {m: k for k, m in enumerate(order)}
+    return sorted(methods, key=lambda m: (m != BASELINE, rank.get(m, len(rank)), m))
 
 
 def to_markdown(summary: list[dict]) -> str:
@@ -111,8 +125,7 @@ def to_paper_table(summary: list[dict], segment: str = "overall", order: Sequenc
     """
     cells = {(s["backbone"], s["method"]): s for s in summary if s["segment"] == segment}
     backbones = sorted({backbone for backbone, _ in cells})
-    rank = {m: k for k, m in enumerate(order)}
-    methods = sorted({m for _, m in cells}, key=lambda m: (m != BASELINE, rank.get(m, len(rank)), m))
+    methods = method_order({m for _, m in cells}, order)
     seeds = sorted({s["seeds"] for s in cells.values()})
     n = sorted({s["n"] for s in cells.values()})
     lines = [f"{segment}: AUC mean over {'/'.join(map(str, seeds))} seeds, n = {'/'.join(f'{v:,}' for v in n)} "
@@ -144,38 +157,52 @@ def write(summary: list[dict], out_dir: str, split: str = TEST, order: Sequence[
     writer.writeheader()
     writer.writerows({k: s[k] for k in COLUMNS} for s in summary)
     fileio.write_atomic(paths[1], table.getvalue())
-    _plot(summary, paths[2])
+    methods = method_order({s["method"] for s in summary}, order)
+    fileio.write_atomic(paths[2], plots.results_figure(summary, methods, split, BASELINE))
     return paths
 
 
-def _plot(summary: list[dict], path: str) -> None:
-    """AUC per method and segment, one panel per backbone, error bars = sd over seeds."""
-    import matplotlib
+def collect_calibration(root: str) -> dict[tuple[str, str], dict]:
+    """Per (backbone, method) whose runs under `root` report the gate's calibration bins
+    (metrics.json gate.calibration), those bins pooled over seeds: bins of one id (the k-th
+    quantile of each seed's weights) summed, their means weighted by pairs (agreement: by
+    known-outcome pairs). Returns {(backbone, method): {"seeds": k, "pairs": n, "bins": [...]}}."""
+    runs: dict[tuple[str, str], list[list[dict]]] = defaultdict(list)
+    for path in fileio.find(root, "metrics.json"):
+        metrics = fileio.read_json(path)
+        if metrics.get("gate", {}).get("calibration"):
+            runs[(metrics["backbone"], metrics["method"])].append(metrics["gate"]["calibration"])
+    return {key: {"seeds": len(seeds), "pairs": sum(b["pairs"] for bins in seeds for b in bins),
+                  "bins": _pool_bins([b for bins in seeds for b in bins])}
+            for key, seeds in sorted(runs.items())}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    backbones = sorted({s["backbone"] for s in summary})
-    methods = sorted({s["method"] for s in summary}, key=lambda m: (m != BASELINE, m))
-    fig, axes = plt.subplots(1, len(backbones), figsize=(5 * len(backbones), 4), squeeze=False)
-    width = 0.8 / len(methods)
-    for ax, backbone in zip(axes[0], backbones):
-        for k, method in enumerate(methods):
-            cells = {s["segment"]: s for s in summary if s["backbone"] == backbone and s["method"] == method}
-            xs = [i + k * width for i, seg in enumerate(segments.EVAL_SEGMENTS) if seg in cells]
-            ys = [cells[seg]["auc_mean"] for seg in segments.EVAL_SEGMENTS if seg in cells]
-            errs = [0 if math.isnan(cells[seg]["auc_std"]) else cells[seg]["auc_std"]
-                    for seg in segments.EVAL_SEGMENTS if seg in cells]
-            ax.bar(xs, ys, width, yerr=errs, label=method, capsize=2)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(segments.EVAL_SEGMENTS))])
-        ax.set_xticklabels([s.replace("_", "\n") for s in segments.EVAL_SEGMENTS], fontsize=8)
-        lows = [s["auc_mean"] for s in summary if s["backbone"] == backbone]
-        ax.set_ylim(max(0.0, min(lows) - 0.05), min(1.0, max(lows) + 0.03))
-        ax.set_title(backbone)
-        ax.set_ylabel("test AUC")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, dpi=100, format="png")
-    plt.close(fig)
-    fileio.write_atomic(path, image.getvalue())
+def _pool_bins(bins: list[dict]) -> list[dict]:
+    """Bins of one id merged: counts summed, means weighted by the counts they are means over."""
+
+    def weighted(same: list[dict], value: str, count: str) -> float | None:
+        have = [b for b in same if b[value] is not None and b[count] > 0]
+        total = sum(b[count] for b in have)
+        return sum(b[value] * b[count] for b in have) / total if total else None
+
+    by_id: dict[int, list[dict]] = defaultdict(list)
+    for b in bins:
+        by_id[b["bin"]].append(b)
+    return [{"bin": k, "pairs": sum(b["pairs"] for b in same), "known": sum(b["known"] for b in same),
+             "weight_mean": weighted(same, "weight_mean", "pairs"), "alpha_mean": weighted(same, "alpha_mean", "pairs"),
+             "agreement": weighted(same, "agreement", "known"),
+             "true_correct_mean": weighted(same, "true_correct_mean", "pairs")}
+            for k, same in sorted(by_id.items())]
+
+
+def write_calibration(root: str, out_dir: str, order: Sequence[str] = ()) -> str | None:
+    """gate_calibration.png in out_dir from the gated runs under `root`; returns its path, or
+    None (and writes nothing) when no run reports calibration bins."""
+    curves = collect_calibration(root)
+    if not curves:
+        return None
+    path = fileio.join(out_dir, CALIBRATION_PLOT)
+    rank = {m: k for k, m in enumerate(method_order({m for _, m in curves}, order))}
+    ordered = dict(sorted(curves.items(), key=lambda item: (item[0][0], rank[item[0][1]])))
+    fileio.write_atomic(path, plots.calibration_figure(ordered))
+    return path

@@ -10,7 +10,9 @@ segment, how well alpha predicts the LLM's agreement with the train outcomes
 (the gate's own training target, on the pairs whose outcome is known) and,
 where the pairs carry the synthetic world's truth, the Spearman correlation of
 the weight with the true probability that the LLM's order is right: how the
-gate judges the pairs whose outcome nobody observed.
+gate judges the pairs whose outcome nobody observed. Its "calibration" list bins
+the pairs by weight, to show whether the weight the loss applies matches the
+signal the pairs carry (`calibration`).
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from sllmr_tf.training.gate import GateFit
 from sllmr_tf.training.join import PAIRS_KEY
 from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import PairsTable
+
+CALIBRATION_BINS = 10  # quantile bins of the positive weights, beside the bin of weight 0
 
 
 def score_every_pair(model: TrainingModel, table: PairsTable, chunk: int = 4096) -> dict[str, np.ndarray]:
@@ -64,6 +68,7 @@ def gate_report(model: TrainingModel, table: PairsTable, fit: GateFit | None = N
         "agreement_auc": {"n": int(known.sum()),
                           "auc": None if np.isnan(agreement_auc) else round(agreement_auc, 4)},
     }
+    report["calibration"] = calibration(weight, alpha, cols["outcome"], cols["true_correct_prob"])
     for name in ("true_correct_prob", "true_informed_prob"):
         truth = cols[name]
         known_truth = len(truth) > 2 and (truth >= 0).all() and np.ptp(weight) > 0 and np.ptp(truth) > 0
@@ -73,3 +78,55 @@ def gate_report(model: TrainingModel, table: PairsTable, fit: GateFit | None = N
     if model.paper_gate is not None:
         report["paper_gate"] = {k: round(v, 4) for k, v in model.paper_gate.parameters().items()}
     return report
+
+
+def calibration(weight: np.ndarray, alpha: np.ndarray, outcome: np.ndarray, true_correct_prob: np.ndarray,
+                bins: int = CALIBRATION_BINS) -> list[dict]:
+    """The pairs binned by the weight the pairwise loss applies, to set each bin's weight against
+    the signal its pairs carry.
+
+    Weight 0 has its own bin: max(0, 2 lower95(alpha) - 1) is exactly 0 for every pair the
+    evidence cannot tell from a coin flip, often most of them. The positive weights fall into
+    `bins` quantile bins (edges that tie are merged, and pairs of one weight stay in one bin):
+    they crowd into a narrow range, where equal-width bins would leave most bins empty and one
+    holding nearly every pair, while quantile bins give each point about as many pairs, so
+    about the same precision.
+
+    Args:
+        weight, alpha: per pair, as `score_every_pair` gives them.
+        outcome: per pair, the train outcome column (segments.outcome_known / llm_agrees).
+        true_correct_prob: per pair, the synthetic world's truth (negative where unknown).
+        bins: how many quantile bins the positive weights get at most.
+
+    Returns:
+        The non-empty bins in weight order, each with its id ("bin": 0 for weight 0, k for the
+        k-th quantile bin, so runs' bins can be pooled), its edges, the pairs in it, their mean
+        weight and alpha, the known-outcome pairs among them and the LLM's agreement with those
+        outcomes, and the mean true correctness of the pairs that carry the truth (None where
+        none do).
+    """
+    weight = np.asarray(weight, np.float64)
+    positive = weight > 0
+    edges = np.unique(np.quantile(weight[positive], np.linspace(0, 1, bins + 1))) if positive.any() else np.zeros(1)
+    edges = np.repeat(edges, 2) if len(edges) == 1 else edges
+    index = np.where(positive, 1 + np.clip(np.searchsorted(edges, weight, side="right") - 1, 0, len(edges) - 2), 0)
+    known = segments.outcome_known(outcome)
+    agrees = segments.llm_agrees(outcome)
+    truth = np.asarray(true_correct_prob, np.float64) >= 0
+    out = []
+    for k in range(len(edges)):
+        take = index == k
+        if not take.any():
+            continue
+        known_here, truth_here = take & known, take & truth
+        out.append({
+            "bin": k, "weight_low": 0.0 if k == 0 else round(float(edges[k - 1]), 4),
+            "weight_high": 0.0 if k == 0 else round(float(edges[k]), 4),
+            "pairs": int(take.sum()), "weight_mean": round(float(weight[take].mean()), 4),
+            "alpha_mean": round(float(np.mean(alpha[take], dtype=np.float64)), 4),
+            "known": int(known_here.sum()),
+            "agreement": round(float(agrees[known_here].mean()), 4) if known_here.any() else None,
+            "true_correct_mean": (round(float(np.mean(true_correct_prob[truth_here], dtype=np.float64)), 4)
+                                  if truth_here.any() else None),
+        })
+    return out

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from sllmr_tf.experiments import comparison
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 # The stages' flagfiles, made tiny: a small synthetic world, the simulated teacher, one epoch.
 FLAGFILES = {
-    "prepare": ["--flagfile=flags/prepare_synthetic.flags", "--synthetic_users=300", "--synthetic_items=150",
+    "prepare": ["--flagfile=flags/prepare_synthetic.flags", "--synthetic_users=400", "--synthetic_items=200",
                 "--num_shards=2"],
     "score": ["--flagfile=flags/score_synthetic_simulated.flags", "--num_orders=1"],
     "train": ["--flagfile=flags/train_protocol.flags", "--epochs=1", "--num_bootstrap=20", "--batch_size=256"],
@@ -78,13 +79,14 @@ def test_the_closing_table_is_the_runs_metrics(job):
         assert rows[method].absolute["gauc"].value == pytest.approx(np.mean(gaucs))
     deltas = [runs[("sllmr", s)]["test"]["overall"]["auc"] - runs[("base", s)]["test"]["overall"]["auc"] for s in (0, 1)]
     delta = rows["sllmr"].delta["overall"]
-    half = 12.706 * np.std(deltas, ddof=1) / math.sqrt(2)  # t(0.975, 1 degree of freedom)
+    half = scipy.stats.t.ppf(0.975, 1) * np.std(deltas, ddof=1) / math.sqrt(2)
     assert (delta.value, delta.low, delta.high) == pytest.approx((np.mean(deltas), np.mean(deltas) - half,
                                                                   np.mean(deltas) + half))
     # The printed table shows exactly these figures, and a verdict on sllmr with its interval.
-    base_line = next(line for line in first.stdout.splitlines() if line.startswith("| dnn | base |"))
+    closing = open(f"{work_dir}/comparison.md").read()
+    base_line = next(line for line in closing.splitlines() if line.startswith("| dnn | base |"))
     assert f"{rows['base'].absolute['overall'].value:.4f}" in base_line
-    assert f"- sllmr (dnn, 2 seeds) " in first.stdout and delta.text(signed=True) in first.stdout
+    assert f"- sllmr (dnn, 2 seeds) " in closing and delta.text(signed=True) in closing
 
 
 def test_a_rerun_reuses_every_stage_and_says_so(job):

@@ -1,9 +1,10 @@
 """Every segment rule, once: who is a cold-start user, which item is long-tail, which pair is whose.
 
 prepare tags examples with these rules, the scorer counts pairs by them, the
-training step and the gate report weigh pairs by them, and evaluation and the
-results tables report by them. The pair rules take numpy arrays or TensorFlow
-tensors alike (they use only comparisons and boolean operators).
+training step and the gate report weigh pairs by them, the reliability report
+judges the LLM by them, and evaluation and the results tables report by them.
+The pair rules take numpy arrays or TensorFlow tensors alike (they use only
+comparisons and boolean operators).
 """
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ LONG_TAIL_FRACTION = 0.2  # a long-tail item is in the bottom 20% of train popul
 HEAVY_USER_FRACTION = 0.2  # heavy users: the 20% of users with the most train positives
 LONGTAIL_EVENT_SHARE = 0.2  # long-tail events: the 20% of rows with the least popular items
 MIN_EVENTS = 200  # a segment with fewer test rows is reported as too small, never ranked
+MIN_JUDGED_PAIRS = 30  # a reliability-report segment with fewer known-outcome pairs is too small to judge
+
+# Lower edges of the buckets of a user's train positives: 1-2, 3-5, 6-10,
+# 11-20, 21-50, 51-100, >100.
+HISTORY_BUCKET_EDGES = (1, 3, 6, 11, 21, 51, 101)
+# Fixed edges, not quintiles, so a bucket means the same popularity on every dataset and run and
+# tied popularities never merge buckets: the history edges, with 0 for items no train event touched.
+POPULARITY_BUCKET_EDGES = (0, *HISTORY_BUCKET_EDGES)
 
 # The evaluation segments, in report order (gAUC is reported beside them).
 EVAL_SEGMENTS = ("overall", "cold_start_users", "longtail_items", "longtail_events", "heavy_users")
@@ -69,6 +78,23 @@ def longtail_events(item_pop: np.ndarray, items: np.ndarray, share: float = LONG
 def pair_touches_longtail(a_is_longtail, b_is_longtail):
     """A pair belongs to the long tail when either of its items does."""
     return (a_is_longtail > 0) | (b_is_longtail > 0)
+
+
+def pair_popularity(a_popularity, b_popularity):
+    """A pair is as popular as its less popular item, the one the LLM is likelier not to know."""
+    return np.minimum(a_popularity, b_popularity)
+
+
+def count_bucket(counts, edges: tuple[int, ...]) -> np.ndarray:
+    """The bucket of each count (numpy): k where edges[k] <= count < edges[k + 1] (the last bucket
+    is open), -1 below edges[0]."""
+    return np.searchsorted(edges, counts, side="right") - 1
+
+
+def bucket_labels(edges: tuple[int, ...]) -> tuple[str, ...]:
+    """The buckets of `edges` as text: "3-5", "0" for a bucket of one value, ">100" for the last."""
+    spans = [(low, high - 1) for low, high in zip(edges, edges[1:])]
+    return (*(f"{low}" if low == high else f"{low}-{high}" for low, high in spans), f">{edges[-1] - 1}")
 
 
 def pair_segments(is_cold_user, a_is_longtail, b_is_longtail) -> dict:

@@ -8,7 +8,13 @@ servers) from --openai_base_url / OPENAI_BASE_URL,
 its model from --openai_model / OPENAI_MODEL and its key from the environment
 variable named by --openai_api_key_env (never from a flag, so it stays out of
 flagfiles, logs and process lists). A rerun resumes from the response cache.
-The pairs directory is described in sllmr_tf/data/pairs_dir.py.
+
+It writes into --pairs_dir the pair files of its data shards, its summary and
+prompt log, and, once every data shard is scored (so with --num_shards > 1 the
+process that finishes last), the LLM reliability report: reliability.md,
+reliability.csv and reliability.png, the LLM's agreement with the train outcomes
+per segment against a coin flip (sllmr_tf/scoring/reliability.py), whose table
+it also prints. The pairs directory is described in sllmr_tf/data/pairs_dir.py.
 """
 from __future__ import annotations
 
@@ -63,6 +69,23 @@ def main(argv: Sequence[str]) -> None:
     backend = make_backend(FLAGS.scorer, FLAGS.data_dir, **options)
     summary = pipeline.score(FLAGS.data_dir, backend, FLAGS.pairs_dir, config, FLAGS.cache_dir)
     print(json.dumps({key: summary[key] for key in ("lists", "answers", "pairs")}, indent=1))
+    report_reliability(FLAGS.pairs_dir, FLAGS.data_dir, summary["num_data_shards"])
+
+
+def report_reliability(pairs_dir: str, data_dir: str, num_data_shards: int) -> None:
+    """Write and print the reliability report once every data shard is scored; until then, say so."""
+    from sllmr_tf.data import pairs_dir as pairs_dir_lib
+    from sllmr_tf.scoring import reliability
+
+    waiting = pairs_dir_lib.unscored_shards(pairs_dir, num_data_shards)
+    if waiting:
+        print(f"reliability report: waits for the other shards (data shards {waiting} of {num_data_shards} "
+              "are not scored yet; the process that scores the last one writes it)")
+        return
+    rows = reliability.build_report(pairs_dir, data_dir)
+    paths = reliability.write_report(rows, pairs_dir)
+    print(reliability.to_markdown(rows))
+    print(f"reliability report: {', '.join(paths)}")
 
 
 def run() -> None:

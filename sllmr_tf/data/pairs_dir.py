@@ -8,6 +8,9 @@
                                       the dataset (`dataset_fingerprint`); written last
       log-<j>-of-<m>.jsonl            every prompt and raw answer of that process, for inspection
       cache/responses-*.jsonl         the response cache, shared by every process
+      reliability.md|.csv|.png        the LLM reliability report (scoring/reliability.py): its
+                                      agreement with the train outcomes per segment, against a
+                                      coin flip; written by the process that finishes last
 
 Pair files follow the interaction shards: process j of m scores the users of
 the data shards s with s % m == j and writes one pair file per such shard, so
@@ -116,8 +119,7 @@ def scored_dataset(pairs_dir: str) -> str | None:
             pair file, no pairs at all, summaries of several datasets, or an older layout.
     """
     found, count = pair_files(pairs_dir)
-    summaries = {path: fileio.read_json(path)
-                 for path in fileio.glob(fileio.join(pairs_dir, shards.shard_glob(SUMMARY_PREFIX, ".json")))}
+    summaries = _summaries(pairs_dir)
     listed: set[int] = set()
     for path, summary in summaries.items():
         if "data_shards" not in summary:
@@ -140,6 +142,19 @@ def scored_dataset(pairs_dir: str) -> str | None:
         raise ArtifactError(f"{pairs_dir}: pair shards of several datasets ({', '.join(fingerprints)}); "
                             "score each dataset into its own pairs dir")
     return fingerprints[0] if fingerprints else None
+
+
+def unscored_shards(pairs_dir: str, num_data_shards: int) -> list[int]:
+    """The data shards (of the dataset's `num_data_shards`) no finished scorer process lists in
+    its summary yet: their pairs are still to come."""
+    listed = {s for summary in _summaries(pairs_dir).values() for s in summary.get("data_shards", ())}
+    return sorted(set(range(num_data_shards)) - listed)
+
+
+def _summaries(pairs_dir: str) -> dict[str, dict]:
+    """{path: the summary} of every finished scorer process."""
+    return {path: fileio.read_json(path)
+            for path in fileio.glob(fileio.join(pairs_dir, shards.shard_glob(SUMMARY_PREFIX, ".json")))}
 
 
 def encode_pair(pair: Mapping[str, object]) -> bytes:

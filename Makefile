@@ -27,15 +27,11 @@ $(STAMP): setup.py requirements-nodeps.txt Makefile
 	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
-# The main job on the bundled MovieLens-100k: prepare -> score with the MiniLM embedding
-# scorer -> train DeepFM with S-LLMR -> evaluate on test (AUC overall / cold-start / long-tail).
+# The main job on the bundled MovieLens-100k (sllmr-main): prepare -> score with the MiniLM
+# embedding scorer, with the LLM reliability report -> train and evaluate base, kd and sllmr on
+# DeepFM (3 seeds) -> export the sllmr run -> the closing comparison. A rerun reuses every stage.
 demo: $(STAMP)
-	$(BIN)/sllmr-prepare --flagfile=flags/prepare_movielens100k.flags --data_dir=$(WORK)/ml100k
-	$(BIN)/sllmr-score --flagfile=flags/score_embedding.flags --data_dir=$(WORK)/ml100k \
-		--pairs_dir=$(WORK)/ml100k_pairs
-	$(BIN)/sllmr-train --flagfile=flags/train_protocol.flags --data_dir=$(WORK)/ml100k \
-		--pairs_dir=$(WORK)/ml100k_pairs --backbone=deepfm --method=sllmr --model_dir=$(WORK)/deepfm_sllmr
-	$(BIN)/sllmr-eval --flagfile=flags/eval_test.flags --data_dir=$(WORK)/ml100k --model_dir=$(WORK)/deepfm_sllmr
+	$(BIN)/sllmr-main --work_dir=$(WORK)/demo
 
 # Two test processes (the suite is mostly one thread at a time); a file's tests stay in one
 # process, so its module fixtures (trained runs) are built once.

@@ -23,14 +23,14 @@ pytestmark = pytest.mark.slow
 FLAGFILES = {
     "prepare": ["--flagfile=flags/prepare_synthetic.flags", "--synthetic_users=400", "--synthetic_items=200",
                 "--num_shards=2"],
-    "score": ["--flagfile=flags/score_synthetic_simulated.flags", "--num_orders=1"],
+    "score": ["--flagfile=flags/score_synthetic_simulated.flags", "--num_orders=1", "--max_lists=200"],
     "train": ["--flagfile=flags/train_protocol.flags", "--epochs=1", "--num_bootstrap=20", "--batch_size=256"],
 }
 
 
 def main_job(work_dir: str, flagfiles: dict) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "sllmr_tf.bins.main", f"--work_dir={work_dir}", "--backbones=dnn",
-               "--methods=base,sllmr", "--seeds=2", *(f"--{name}_flagfile={path}" for name, path in flagfiles.items())]
+               "--methods=base,sllmr", "--seeds=1", *(f"--{name}_flagfile={path}" for name, path in flagfiles.items())]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
@@ -58,8 +58,9 @@ def test_every_stage_runs_in_order_and_writes_its_output(job):
     assert os.path.exists(f"{work_dir}/data/stats.json")
     assert glob.glob(f"{work_dir}/pairs/pairs-*")
     for method in ("base", "sllmr"):
-        for seed in (0, 1):
-            assert os.path.exists(f"{work_dir}/experiment/runs/dnn/{method}/seed{seed}/metrics.json")
+        assert os.path.exists(f"{work_dir}/experiment/runs/dnn/{method}/seed0/metrics.json")
+    assert {"reliability.md", "reliability.csv", "reliability.png"} <= set(os.listdir(f"{work_dir}/pairs"))
+    assert "| all | all pairs |" in first.stdout  # the reliability table, printed
     assert os.path.exists(f"{work_dir}/export/1/saved_model.pb")
     served = json.load(open(f"{work_dir}/export/1/assets.extra/sllmr_run.json"))
     assert (served["backbone"], served["method"], served["seed"]) == ("dnn", "sllmr", 0)
@@ -68,25 +69,48 @@ def test_every_stage_runs_in_order_and_writes_its_output(job):
 
 def test_the_closing_table_is_the_runs_metrics(job):
     work_dir, first, _, _ = job
-    runs = {(m, s): json.load(open(f"{work_dir}/experiment/runs/dnn/{m}/seed{s}/metrics.json"))
-            for m in ("base", "sllmr") for s in (0, 1)}
+    runs = {m: json.load(open(f"{work_dir}/experiment/runs/dnn/{m}/seed0/metrics.json")) for m in ("base", "sllmr")}
     rows = {r.method: r for r in comparison.compare(f"{work_dir}/experiment/runs")}
-    for method in ("base", "sllmr"):
+    for method, metrics in runs.items():
         for segment in comparison.AUC_SEGMENTS:
-            aucs = [runs[(method, s)]["test"][segment]["auc"] for s in (0, 1)]
-            assert rows[method].absolute[segment].value == pytest.approx(np.mean(aucs))
-        gaucs = [runs[(method, s)]["test"]["gauc"]["value"] for s in (0, 1)]
-        assert rows[method].absolute["gauc"].value == pytest.approx(np.mean(gaucs))
-    deltas = [runs[("sllmr", s)]["test"]["overall"]["auc"] - runs[("base", s)]["test"]["overall"]["auc"] for s in (0, 1)]
+            cell = rows[method].absolute[segment]
+            assert (cell.value, cell.low, cell.high) == pytest.approx((metrics["test"][segment]["auc"],
+                                                                       *metrics["test"][segment]["auc_ci95"]))
+        assert rows[method].absolute["gauc"].value == pytest.approx(metrics["test"]["gauc"]["value"])
+        assert rows[method].absolute["logloss"].value == pytest.approx(metrics["test"]["overall"]["logloss"])
     delta = rows["sllmr"].delta["overall"]
-    half = scipy.stats.t.ppf(0.975, 1) * np.std(deltas, ddof=1) / math.sqrt(2)
-    assert (delta.value, delta.low, delta.high) == pytest.approx((np.mean(deltas), np.mean(deltas) - half,
-                                                                  np.mean(deltas) + half))
-    # The printed table shows exactly these figures, and a verdict on sllmr with its interval.
+    assert delta.value == pytest.approx(runs["sllmr"]["test"]["overall"]["auc"] - runs["base"]["test"]["overall"]["auc"])
+    # The printed table shows exactly these figures; one seed gives no interval, and the verdict says so.
     closing = open(f"{work_dir}/comparison.md").read()
     base_line = next(line for line in closing.splitlines() if line.startswith("| dnn | base |"))
-    assert f"{rows['base'].absolute['overall'].value:.4f}" in base_line
-    assert f"- sllmr (dnn, 2 seeds) " in closing and delta.text(signed=True) in closing
+    assert rows["base"].absolute["overall"].text() in base_line
+    assert f"- sllmr (dnn, 1 seed): overall AUC {delta.text(signed=True)} against base, from one seed" in closing
+
+
+def _metrics(method: str, seed: int, auc: float) -> dict:
+    segment = {"auc": auc, "auc_ci95": [auc - 0.01, auc + 0.01], "too_small": False, "logloss": 0.4, "n": 500}
+    return {"backbone": "dnn", "method": method, "seed": seed,
+            "test": {**{name: dict(segment) for name in comparison.AUC_SEGMENTS},
+                     "gauc": {"value": auc, "ci95": [auc - 0.02, auc + 0.02], "n_users": 50}}}
+
+
+@pytest.mark.parametrize("gains, said", [((0.010, 0.012, 0.011), "beat base here"),
+                                         ((-0.010, -0.012, -0.011), "did worse than base here"),
+                                         ((0.010, -0.012, 0.001), "did not beat base here")])
+def test_the_verdict_follows_the_paired_interval_over_seeds(tmp_path, gains, said):
+    base = (0.80, 0.78, 0.81)
+    for seed, (auc, gain) in enumerate(zip(base, gains)):
+        for method, value in (("base", auc), ("sllmr", auc + gain)):
+            folder = tmp_path / method / f"seed{seed}"
+            folder.mkdir(parents=True)
+            (folder / "metrics.json").write_text(json.dumps(_metrics(method, seed, value)))
+    row = next(r for r in comparison.compare(str(tmp_path)) if r.method == "sllmr")
+    half = scipy.stats.t.ppf(0.975, 2) * np.std(gains, ddof=1) / math.sqrt(3)
+    delta = row.delta["overall"]
+    assert (delta.value, delta.low, delta.high) == pytest.approx((np.mean(gains), np.mean(gains) - half,
+                                                                  np.mean(gains) + half))
+    assert row.absolute["overall"].value == pytest.approx(np.mean(np.add(base, gains)))
+    assert f"sllmr (dnn, 3 seeds) {said}: overall AUC {delta.text(signed=True)}" in comparison.verdict(row)
 
 
 def test_a_rerun_reuses_every_stage_and_says_so(job):
@@ -94,7 +118,7 @@ def test_a_rerun_reuses_every_stage_and_says_so(job):
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     out = rerun.stdout
     assert "already prepared" in out and "nothing to do" in out
-    assert out.count("trained earlier, reusing its metrics.json") == 4
+    assert out.count("trained earlier, reusing its metrics.json") == 2
     assert "already serves this run" in out
     assert not os.path.exists(f"{work_dir}/export/2")
     changed = [path for path, mtime in written.items()

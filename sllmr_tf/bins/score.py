@@ -68,8 +68,22 @@ def main(argv: Sequence[str]) -> None:
         options = scorer_options(FLAGS.scorer_option)
     backend = make_backend(FLAGS.scorer, FLAGS.data_dir, **options)
     summary = pipeline.score(FLAGS.data_dir, backend, FLAGS.pairs_dir, config, FLAGS.cache_dir)
-    print(json.dumps({key: summary[key] for key in ("lists", "answers", "pairs")}, indent=1))
+    print(summary_lines(summary))
     report_reliability(FLAGS.pairs_dir, FLAGS.data_dir, summary["num_data_shards"])
+
+
+def summary_lines(summary: dict) -> str:
+    """The shard's summary as the few lines a user reads (all of it is in summary-*.json)."""
+    lists, answers, pairs = summary["lists"], summary["answers"], summary["pairs"]
+    agreement = "n/a" if pairs["agreement_with_train"] is None else f"{pairs['agreement_with_train']:.1%}"
+    return (f"lists   {lists['scored']:,} scored, {lists['skipped']:,} skipped (of {lists['total']:,})\n"
+            f"answers {answers['answers_parsed']:,} parsed of {answers['answers_requested']:,} "
+            f"({answers['answers_from_cache']:,} from the cache, {answers['answers_malformed']:,} unusable, "
+            f"{answers['request_failures']:,} requests failed)\n"
+            f"pairs   {pairs['written']:,} ({pairs['by_source']['regular']:,} regular, "
+            f"{pairs['by_source']['augmented']:,} augmented; {pairs['cold_user']:,} of cold-start users, "
+            f"{pairs['longtail_item']:,} with a long-tail item); the LLM agrees with {agreement} of the "
+            f"{pairs['outcome_known']:,} whose outcome the train data knows")
 
 
 def report_reliability(pairs_dir: str, data_dir: str, num_data_shards: int) -> None:

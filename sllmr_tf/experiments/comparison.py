@@ -137,7 +137,8 @@ def verdict(row: MethodRow) -> str:
         said = f"did worse than base here: overall AUC {figure}"
     else:
         said = f"did not beat base here: overall AUC {figure}, an interval that contains 0"
-    clear = [f"{AUC_SEGMENTS[s]} {row.delta[s].text(signed=True)}" for s in AUC_SEGMENTS
+    heads = {**AUC_SEGMENTS, GAUC: "gAUC"}
+    clear = [f"{heads[s]} {row.delta[s].text(signed=True)}" for s in heads
              if s != "overall" and not row.delta[s].too_small and not math.isnan(row.delta[s].low)
              and (row.delta[s].low > 0 or row.delta[s].high < 0)]
     return f"{name} {said}" + (f"; clear differences: {'; '.join(clear)}" if clear else

@@ -3,7 +3,7 @@
 On the pairs whose outcome the train data decides (segments.outcome_known: a
 train positive of the user against an item the user never had) it gives, per
 segment, how often the LLM's order agrees with that outcome (segments.llm_agrees),
-with a 95% interval and n, against the 50% of a coin flip. The segments: all
+with a 95% simultaneous interval and n, against the 50% of a coin flip. The segments: all
 pairs; cold-start users and the others; long-tail pairs and head pairs; the
 user's history length and the pair's popularity (its less popular item's), in
 the fixed buckets of segments.py.
@@ -20,9 +20,11 @@ leave it unchanged, where an interval over pairs would narrow by sqrt(k).
 A segment is judged from its interval: "better than a coin flip" when the
 interval lies above 0.5, "worse" below it, "no better" when it holds 0.5.
 Fewer than segments.MIN_JUDGED_PAIRS known pairs, or a single user (no
-interval), is "too small to judge". Each row is its own 95% interval: of a
-useless teacher's twenty rows, about one is judged better or worse by chance,
-so read a family of rows, not one row alone.
+interval), is "too small to judge". The intervals are simultaneous: each is
+at level 1 - 0.05 / rows (Bonferroni), so all of them hold at once with 95%
+probability. With a 95% interval per row, a useless teacher's report of about
+twenty rows showed one row "better" or "worse" by chance (BUILD_NOTES.md); a
+user reads the report row by row, so each row must be safe to read alone.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from sllmr_tf.data.dataset_dir import DatasetDir
 
 REPORT_NAME = "reliability"  # reliability.md, reliability.csv, reliability.png in the pairs dir
 COIN_FLIP = 0.5
+CONFIDENCE = 0.95  # that every row's interval holds at once
 BETTER = "better than a coin flip"
 NO_BETTER = "no better than a coin flip"
 WORSE = "worse than a coin flip"
@@ -95,25 +98,25 @@ def report_rows(pairs: Mapping[str, np.ndarray], dataset: DatasetDir) -> list[Ro
     _, group = np.unique(user, return_inverse=True)
     num_users = int(group.max()) + 1 if len(group) else 0
 
-    def row(family: str, segment: str, mask: np.ndarray) -> Row:
-        return _row(family, segment, int(mask.sum()), group[mask & known], agrees[mask & known], num_users)
-
     cold = users["is_cold_user"][user] > 0
     longtail = np.asarray(segments.pair_touches_longtail(items["is_longtail_item"][a], items["is_longtail_item"][b]))
     history = segments.count_bucket(users["train_positives"][user], segments.HISTORY_BUCKET_EDGES)
     popularity = segments.count_bucket(segments.pair_popularity(items["item_pop"][a], items["item_pop"][b]),
                                        segments.POPULARITY_BUCKET_EDGES)
-    rows = [row("all", "all pairs", np.ones(len(user), bool)),
-            row("users", "cold-start users", cold), row("users", "other users", ~cold),
-            row("items", "long-tail pairs", longtail), row("items", "head pairs", ~longtail)]
-    rows += [row("history length", f"{label} train positives", history == k)
-             for k, label in enumerate(segments.bucket_labels(segments.HISTORY_BUCKET_EDGES))]
-    rows += [row("item popularity", f"popularity {label}", popularity == k)
-             for k, label in enumerate(segments.bucket_labels(segments.POPULARITY_BUCKET_EDGES))]
-    return rows
+    masks = [("all", "all pairs", np.ones(len(user), bool)),
+             ("users", "cold-start users", cold), ("users", "other users", ~cold),
+             ("items", "long-tail pairs", longtail), ("items", "head pairs", ~longtail)]
+    masks += [("history length", f"{label} train positives", history == k)
+              for k, label in enumerate(segments.bucket_labels(segments.HISTORY_BUCKET_EDGES))]
+    masks += [("item popularity", f"popularity {label}", popularity == k)
+              for k, label in enumerate(segments.bucket_labels(segments.POPULARITY_BUCKET_EDGES))]
+    tail = (1 - CONFIDENCE) / (2 * len(masks))  # Bonferroni: every row's interval holds at once
+    return [_row(family, segment, int(mask.sum()), group[mask & known], agrees[mask & known], num_users, tail)
+            for family, segment, mask in masks]
 
 
-def _row(family: str, segment: str, pairs: int, group: np.ndarray, agrees: np.ndarray, num_users: int) -> Row:
+def _row(family: str, segment: str, pairs: int, group: np.ndarray, agrees: np.ndarray, num_users: int,
+         tail: float) -> Row:
     """A segment's row from its known pairs' user groups and agreements (the module's interval)."""
     known = len(group)
     per_user = np.bincount(group, minlength=num_users)
@@ -126,7 +129,7 @@ def _row(family: str, segment: str, pairs: int, group: np.ndarray, agrees: np.nd
     low = high = math.nan
     if users > 1:
         variance = users / (users - 1) * float(np.sum((agreed - rate * n) ** 2)) / known ** 2
-        half = float(scipy_stats.t.ppf(0.975, users - 1)) * math.sqrt(variance)
+        half = float(scipy_stats.t.ppf(1 - tail, users - 1)) * math.sqrt(variance)
         low, high = max(0.0, rate - half), min(1.0, rate + half)
     if known < segments.MIN_JUDGED_PAIRS or users < 2:
         verdict = TOO_SMALL
@@ -138,7 +141,8 @@ def _row(family: str, segment: str, pairs: int, group: np.ndarray, agrees: np.nd
 def to_markdown(rows: list[Row]) -> str:
     """The report as a markdown table, below a line saying what it measures."""
     lines = ["LLM agreement with the train outcome on the pairs it decides (a train positive of the user "
-             "against an item the user never had); 95% interval clustered by user; a coin flip agrees 50%; "
+             "against an item the user never had); 95% intervals that hold for every row at once "
+             "(Bonferroni), clustered by user; a coin flip agrees 50%; "
              f"fewer than {segments.MIN_JUDGED_PAIRS} known pairs is too small to judge.", ""]
     if not rows[0].known_pairs:
         lines += [f"No pair of the {rows[0].pairs:,} has an outcome the train data decides, so nothing here can "
@@ -191,7 +195,7 @@ def _plot(rows: list[Row], path: str) -> None:
                         for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0.0, 1.0)
-    ax.set_xlabel("LLM agreement with the train outcome (95% CI, clustered by user)")
+    ax.set_xlabel("LLM agreement with the train outcome (95% intervals holding for all rows at once, clustered by user)")
     if not rows[0].known_pairs:
         ax.text(0.5, 0.5, "no pair with a known outcome", transform=ax.transAxes, ha="center")
     fig.tight_layout()

@@ -195,7 +195,8 @@ def _plot(rows: list[Row], path: str) -> None:
                         for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0.0, 1.0)
-    ax.set_xlabel("LLM agreement with the train outcome (95% intervals holding for all rows at once, clustered by user)")
+    ax.set_xlabel("LLM agreement with the train outcome\n"
+                  "(95% intervals holding for all rows at once, clustered by user)")
     if not rows[0].known_pairs:
         ax.text(0.5, 0.5, "no pair with a known outcome", transform=ax.transAxes, ha="center")
     fig.tight_layout()

@@ -45,6 +45,10 @@ from sllmr_tf.training.report import metrics_summary
 
 Log = Callable[[str], None]
 GATE_SAMPLE_BATCHES = 8
+# Keras runs this many training steps per call of its compiled function: the same updates in the
+# same order (the same metrics to the last digit), with less Python per step, which dominates at
+# the protocol's batch of 128 (BUILD_NOTES.md, "The main job").
+STEPS_PER_EXECUTION = 32
 
 
 def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: Log = print,
@@ -109,7 +113,7 @@ def train(config: TrainConfig, overwrite: bool = False, verbose: int = 2, log: L
                                              config.eval_batch_size)}
     with place.strategy.scope():
         model = training_model(config, method, vocab_sizes, gate)
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate), steps_per_execution=STEPS_PER_EXECUTION)
         # The logs are this worker's metrics (Keras's default sums the replicas' values): each
         # worker's validation AUC is over the whole split, the same on every worker.
         model.distribute_reduction_method = "first"

@@ -92,14 +92,12 @@ def _flagfile(path: str) -> str:
     return f"--flagfile={path}"
 
 
-def run_main_job(config: MainJobConfig, log: Log = print, stage: Callable[[str, Sequence[str]], None] = run_stage
-                 ) -> list[comparison.MethodRow]:
+def run_main_job(config: MainJobConfig, log: Log = print) -> list[comparison.MethodRow]:
     """Run every stage of the main job (each reused when already done) and print the comparison.
 
     Args:
         config: the stages' flagfiles, the methods and backbones to compare, where to work.
         log: where the stage headers and the closing table go.
-        stage: runs one binary (the default: a child process).
 
     Returns:
         The closing table's rows.
@@ -115,17 +113,17 @@ def run_main_job(config: MainJobConfig, log: Log = print, stage: Callable[[str, 
     export_dir = where.run_dir(config.backbones[0], config.export_method, 0)
     steps: list[tuple[str, Callable[[], None]]] = [
         (f"prepare {config.prepare_flagfile} -> {where.data_dir}",
-         lambda: stage("prepare", [flagfiles["prepare"], f"--data_dir={where.data_dir}"])),
+         lambda: run_stage("prepare", [flagfiles["prepare"], f"--data_dir={where.data_dir}"])),
         (f"score with {config.score_flagfile} -> {where.pairs_dir} (with the LLM reliability report)",
-         lambda: stage("score", [flagfiles["score"], f"--data_dir={where.data_dir}", f"--pairs_dir={where.pairs_dir}"])),
+         lambda: run_stage("score", [flagfiles["score"], f"--data_dir={where.data_dir}", f"--pairs_dir={where.pairs_dir}"])),
         (f"train and evaluate {', '.join(config.methods)} on {', '.join(config.backbones)}, {config.seeds} seed(s) "
          f"-> {where.experiment_dir}",
-         lambda: stage("experiment", [flagfiles["train"], f"--data_dir={where.data_dir}",
+         lambda: run_stage("experiment", [flagfiles["train"], f"--data_dir={where.data_dir}",
                                       f"--pairs_dir={where.pairs_dir}", f"--work_dir={where.experiment_dir}",
                                       f"--backbones={','.join(config.backbones)}",
                                       f"--methods={','.join(config.methods)}", f"--seeds={config.seeds}"])),
         (f"export {config.backbones[0]} / {config.export_method} / seed 0 -> {where.export_base}",
-         lambda: _export(export_dir, where.export_base, log, stage)),
+         lambda: _export(export_dir, where.export_base, log)),
     ]
     started = time.time()
     for k, (title, step) in enumerate(steps, start=1):
@@ -142,7 +140,7 @@ def run_main_job(config: MainJobConfig, log: Log = print, stage: Callable[[str, 
     return rows
 
 
-def _export(model_dir: str, export_base: str, log: Log, stage: Callable[[str, Sequence[str]], None]) -> None:
+def _export(model_dir: str, export_base: str, log: Log) -> None:
     """Export the run unless a version of it is there already."""
     from sllmr_tf.export import identity
 
@@ -150,7 +148,7 @@ def _export(model_dir: str, export_base: str, log: Log, stage: Callable[[str, Se
     if version is not None:
         log(f"{export_base}/{version} already serves this run: nothing to do")
         return
-    stage("export", [f"--model_dir={model_dir}", f"--export_base={export_base}"])
+    run_stage("export", [f"--model_dir={model_dir}", f"--export_base={export_base}"])
 
 
 def closing_text(rows: list[comparison.MethodRow], where: Layout, config: MainJobConfig) -> str:

@@ -122,9 +122,9 @@ def test_true_correct_prob_is_the_targets_probability_that_a_beats_b(world_dir):
     for target, probability, logit in (("preference", "prob_prefers", "preference_logit"),
                                        ("propensity", "prob_more_likely_positive", "propensity_logit")):
         backend = make_backend(world_dir, target=target)
-        p = backend.true_correct_prob(user, a, b)
+        p = float(backend.true_correct_prob(user, first, second)[0])
         assert p == pytest.approx(float(getattr(backend.truth, probability)(users, first, second)[0]))
-        assert p + backend.true_correct_prob(user, b, a) == pytest.approx(1.0)
+        assert p + float(backend.true_correct_prob(user, second, first)[0]) == pytest.approx(1.0)
         logit_a, logit_b = getattr(backend.truth, logit)(np.array([user, user]), np.array([a, b]))
         assert (p > 0.5) == (logit_a > logit_b)
 

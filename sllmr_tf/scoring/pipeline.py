@@ -14,8 +14,8 @@ leaves no pair shard or summary, so training cannot mistake it for a result.
 The summary records the dataset's fingerprint, which training checks.
 Requests run on a bounded thread pool; results are consumed in list order,
 so the output does not depend on the concurrency. A backend may expose
-`true_correct_prob(user, item_a, item_b)` and `true_informed_prob(...)`
-(synthetic worlds), `transport_retries` (a counter) and `absolute_scores` (its
+`true_correct_prob(user, items_a, items_b)` and `true_informed_prob(...)` (arrays of one
+user's pairs: synthetic worlds), `transport_retries` (a counter) and `absolute_scores` (its
 scores are in [0, 1], so pairs come from score differences); all are optional.
 """
 from __future__ import annotations
@@ -231,15 +231,19 @@ def _write_pairs(result: _ListResult, writer: pairs_dir_lib.PairFileWriters, cou
     rng = np.random.default_rng([config.candidates.seed, cl.user_index, cl.list_index, 1 << 20])
     _, pairs = aggregate.aggregate_pairs(result.scores, config.max_pairs_per_list, rng, absolute=result.absolute)
     train = train_sets[cl.user_index]
-    for pair in pairs:
-        a, b = cl.candidates[pair.a], cl.candidates[pair.b]
+    items_a = np.array([cl.candidates[pair.a] for pair in pairs], np.int64)
+    items_b = np.array([cl.candidates[pair.b] for pair in pairs], np.int64)
+    unknown = np.full(len(pairs), -1.0)
+    true_correct = truth(cl.user_index, items_a, items_b) if truth else unknown
+    true_informed = informed(cl.user_index, items_a, items_b) if informed else unknown
+    for k, pair in enumerate(pairs):
+        a, b = int(items_a[k]), int(items_b[k])
         outcome = 1 if (a in train and b not in train) else 0 if (b in train and a not in train) \
             else features.OUTCOME_UNKNOWN
         writer.write(cl.user_index, pairs_dir_lib.encode_pair({
             "user_id": cl.user_index, "item_a": a, "item_b": b, "confidence": pair.confidence, "margin": pair.margin,
             "source": cl.source, "outcome": outcome,
-            "true_correct_prob": truth(cl.user_index, a, b) if truth else -1.0,
-            "true_informed_prob": informed(cl.user_index, a, b) if informed else -1.0}))
+            "true_correct_prob": float(true_correct[k]), "true_informed_prob": float(true_informed[k])}))
         counts["pairs_written"] += 1
         counts[f"pairs_{source}"] += 1
         counts["confidence_sum"] += pair.confidence

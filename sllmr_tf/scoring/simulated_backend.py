@@ -142,31 +142,38 @@ class SimulatedBackend:
             return self.truth.preference_logit(users, items)
         return self.truth.propensity_logit(users, items)
 
-    def true_correct_prob(self, user: int, item_a: int, item_b: int) -> float:
-        """How likely the pair 'a over b' is correct under the target: P(the user prefers a), or
-        P(a is the user's positive interaction rather than b)."""
-        users, a, b = np.array([user]), np.array([item_a]), np.array([item_b])
+    def true_correct_prob(self, user: int, items_a: np.ndarray, items_b: np.ndarray) -> np.ndarray:
+        """How likely each pair 'a over b' of one user is correct under the target: P(the user
+        prefers a), or P(a is the user's positive interaction rather than b)."""
+        a, b = np.asarray(items_a, np.int64), np.asarray(items_b, np.int64)
+        users = np.full(a.shape, user)
         if self.target == "preference":
-            return float(self.truth.prob_prefers(users, a, b)[0])
-        return float(self.truth.prob_more_likely_positive(users, a, b)[0])
+            return self.truth.prob_prefers(users, a, b)
+        return self.truth.prob_more_likely_positive(users, a, b)
 
-    def true_informed_prob(self, user: int, item_a: int, item_b: int) -> float:
-        """How likely 'a over b' is right given what the oracle knew: where it knew both items
+    def true_informed_prob(self, user: int, items_a: np.ndarray, items_b: np.ndarray) -> np.ndarray:
+        """How likely each 'a over b' is right given what the oracle knew: where it knew both items
         its order is the target's, right with true_correct_prob; where it guessed either, its
         order is a coin flip, right half of the time whatever the pair. This is the reliability
         a gate can learn without knowing which way the truth points."""
+        a, b = np.asarray(items_a, np.int64), np.asarray(items_b, np.int64)
+        items, where = np.unique(np.concatenate([a, b]), return_inverse=True)
+        knew = self._known(user, items)[where]
+        knew_both = knew[:len(a)] & knew[len(a):]
+        return np.where(knew_both, self.true_correct_prob(user, a, b), 0.5)
+
+    def _known(self, user: int, items: np.ndarray) -> np.ndarray:
+        """Whether the oracle knows each of `items` for `user` (fixed per user and item)."""
         segment = self.user_segment(user)
-        knew_both = all(self._knowledge_draw(user, item) < self.profile.knowledge_prob(segment, self.item_segment(item))
-                        for item in (item_a, item_b))
-        return self.true_correct_prob(user, item_a, item_b) if knew_both else 0.5
+        known_prob = np.array([self.profile.knowledge_prob(segment, self.item_segment(i)) for i in items])
+        return np.array([self._knowledge_draw(user, i) for i in items]) < known_prob
 
     def rank(self, request: RankRequest) -> RankResponse:
         user = request.user_index
         items = np.asarray(request.candidates, np.int64)
         n = items.size
         segment = self.user_segment(user)
-        known_prob = np.array([self.profile.knowledge_prob(segment, self.item_segment(i)) for i in items])
-        known = np.array([self._knowledge_draw(user, i) for i in items]) < known_prob
+        known = self._known(user, items)
 
         # Guesses: uniform noise pulled towards "earlier is better" by the segment's position bias.
         bias = self.profile.position_bias[segment]

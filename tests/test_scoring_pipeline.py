@@ -134,8 +134,8 @@ class KilledAfter(TasteBackend):
 class OracleBackend(TasteBackend):
     """Also reports each pair's true correctness probability, as the simulated scorer does."""
 
-    def true_correct_prob(self, user, item_a, item_b):
-        return 0.9 if item_a < item_b else 0.1
+    def true_correct_prob(self, user, items_a, items_b):
+        return np.where(np.asarray(items_a) < np.asarray(items_b), 0.9, 0.1)
 
 
 def _config(**overrides) -> ScoreConfig:

@@ -25,6 +25,8 @@ AUC_SEGMENTS = {"overall": "overall", "cold_start_users": "cold-start", "longtai
                 "heavy_users": "heavy users"}
 GAUC = "gauc"
 LOGLOSS = "logloss"
+# The quantities a method is compared with base on, with their headings (logloss is shown, not compared).
+COMPARED = {**AUC_SEGMENTS, GAUC: "gAUC"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +89,7 @@ def compare(runs_root: str) -> list[MethodRow]:
         runs = dict(sorted(groups[(backbone, method)].items()))
         base = groups.get((backbone, BASELINE), {})
         absolute, delta = {}, {}
-        for name in (*AUC_SEGMENTS, GAUC, LOGLOSS):
+        for name in (*COMPARED, LOGLOSS):
             values = [q[name][0] for _, q in runs.values()]
             intervals = [q[name][1] for _, q in runs.values() if q[name][1]]
             low, high = (np.mean([i[0] for i in intervals]), np.mean([i[1] for i in intervals])) \
@@ -104,19 +106,19 @@ def compare(runs_root: str) -> list[MethodRow]:
 def to_text(rows: list[MethodRow]) -> str:
     """The two markdown tables (absolute figures, differences from base)."""
     seeds = sorted({len(r.seeds) for r in rows})
-    heads = [*AUC_SEGMENTS.values(), "gAUC", "logloss"]
+    heads = [*COMPARED.values(), "logloss"]
     lines = [f"Test AUC, mean over {'/'.join(map(str, seeds))} seed(s) [95% interval of one run: bootstrap "
              f"over test users]", "",
              "| backbone | method | " + " | ".join(heads) + " |", "|---" * (len(heads) + 2) + "|"]
     for r in rows:
-        cells = [r.absolute[name].text() for name in (*AUC_SEGMENTS, GAUC)] + [f"{r.absolute[LOGLOSS].value:.4f}"]
+        cells = [r.absolute[name].text() for name in COMPARED] + [f"{r.absolute[LOGLOSS].value:.4f}"]
         lines.append(f"| {r.backbone} | {r.method} | " + " | ".join(cells) + " |")
     lines += ["", "Difference from base, paired by seed [95% t-interval over seeds]", "",
               "| backbone | method | " + " | ".join(heads[:-1]) + " |", "|---" * (len(heads) + 1) + "|"]
     for r in rows:
         if r.delta:
             lines.append(f"| {r.backbone} | {r.method} | "
-                         + " | ".join(r.delta[name].text(signed=True) for name in (*AUC_SEGMENTS, GAUC)) + " |")
+                         + " | ".join(r.delta[name].text(signed=True) for name in COMPARED) + " |")
     return "\n".join(lines)
 
 
@@ -137,8 +139,7 @@ def verdict(row: MethodRow) -> str:
         said = f"did worse than base here: overall AUC {figure}"
     else:
         said = f"did not beat base here: overall AUC {figure}, an interval that contains 0"
-    heads = {**AUC_SEGMENTS, GAUC: "gAUC"}
-    clear = [f"{heads[s]} {row.delta[s].text(signed=True)}" for s in heads
+    clear = [f"{COMPARED[s]} {row.delta[s].text(signed=True)}" for s in COMPARED
              if s != "overall" and not row.delta[s].too_small and not math.isnan(row.delta[s].low)
              and (row.delta[s].low > 0 or row.delta[s].high < 0)]
     return f"{name} {said}" + (f"; clear differences: {'; '.join(clear)}" if clear else

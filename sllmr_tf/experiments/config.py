@@ -47,14 +47,11 @@ class MainJobConfig:
     seeds: int = option(3, "Seeds 0..seeds-1 per backbone and method (the intervals are over seeds).")
     export_method: str = option("sllmr", "The method whose seed-0 run of the first backbone is exported.")
 
-    def experiment(self) -> ExperimentConfig:
-        """The experiment stage's settings."""
-        return ExperimentConfig(work_dir=self.work_dir, backbones=self.backbones, methods=self.methods,
-                                seeds=self.seeds)
-
     def validate(self) -> None:
         """Raises ConfigError naming unknown backbones or methods, or a comparison without base."""
-        self.experiment().validate()
+        # Only the names are checked here: the experiment stage gets its own work_dir from main_job.Layout.
+        ExperimentConfig(work_dir=self.work_dir, backbones=self.backbones, methods=self.methods,
+                         seeds=self.seeds).validate()
         if "base" not in self.methods:
             raise ConfigError(f"methods must include base (the comparison is against it), got {','.join(self.methods)}")
         if self.export_method not in self.methods:

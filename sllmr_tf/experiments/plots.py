@@ -134,9 +134,10 @@ def calibration_figure(curves: dict[tuple[str, str], dict]) -> bytes:
     the bin's mean weight.
 
     Plotted as signal 2p - 1 against weight, not p against (1 + weight) / 2: the weight is
-    defined as a lower bound on 2p - 1 (gate.weight_from_alpha), so on this scale y = x reads
-    "weight = signal", a calibrated gate's points lie on or above it, points below it are pairs
-    the loss trusts more than they deserve, and the weight-0 bin shows at x = 0 what signal
+    at most a lower bound on 2p - 1 (gate.pair_weight: that bound against a coin-flip reference,
+    less where the backbone beats chance), so on this scale y = x reads "weight = signal", a
+    calibrated gate's points lie on or above it, points below it are pairs the loss trusts more
+    than they deserve, and the weight-0 bin shows at x = 0 what signal
     the gate switched off. p is the LLM's agreement with the train outcomes on the
     known-outcome pairs and, on a synthetic world, the pairs' mean true correctness (all
     pairs, the unobserved ones too). Marker area follows the bin's share of pairs.

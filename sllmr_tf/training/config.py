@@ -14,7 +14,10 @@ SPLITS = ("valid", "test", "train")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # training/distribution.py
 # Settings only methods with LLM pairs read: a base run is the same run whatever they are.
 PAIR_SETTINGS = ("pairs_dir", "llm_loss_weight", "pairs_per_example", "confidence_weighting",
-                 "pair_loss", "pair_margin", "pair_selection", "pairs_top_k", "paper_uncertainty")
+                 "pair_loss", "pair_margin", "pair_selection", "pairs_top_k", "paper_uncertainty", "gate_reference")
+# What the LLM must beat for a pair to weigh (gate.pair_weight): a coin flip, or the backbone's own
+# accuracy per region, refitted on the validation split after each epoch (student_reference.py).
+GATE_REFERENCES = ("chance", "student")
 # How a split is evaluated: its rows (positives and their sampled negatives), or each positive
 # against every item the user has no earlier row for (training/full_ranking.py).
 PROTOCOLS = ("sampled", "full_ranking")
@@ -52,6 +55,10 @@ class TrainConfig:
     paper_uncertainty: str = option(methods_lib.MAX_PROB, "sllmr_paper's uncertainty of the backbone on (u, i): "
                                     "1 - max(p, 1 - p), or the binary entropy of p.",
                                     choices=methods_lib.PAPER_UNCERTAINTIES)
+    gate_reference: str = option("chance", "What sllmr's gate weighs a pair by: what the LLM adds over a coin "
+                                 "flip (chance), or the backbone's accuracy in the pair's region on the "
+                                 "validation split, refitted after each epoch (student; BUILD_NOTES.md, the gate).",
+                                 choices=GATE_REFERENCES)
     shuffle_buffer: int = option(10_000, "Examples in the shuffle buffer.")
     embedding_dim: int = option(32, "Embedding size of every feature.")
     mlp_units: tuple[int, ...] = option((200, 80), "Hidden units of the deep tower.")
@@ -88,7 +95,8 @@ class TrainConfig:
         if method.uses_pairs and not self.pairs_per_example > 0:
             raise ConfigError(f"pairs_per_example must be > 0, got {self.pairs_per_example}")
         for name, allowed in (("pair_loss", methods_lib.PAIR_LOSSES), ("pair_selection", methods_lib.PAIR_SELECTIONS),
-                              ("paper_uncertainty", methods_lib.PAPER_UNCERTAINTIES)):
+                              ("paper_uncertainty", methods_lib.PAPER_UNCERTAINTIES),
+                              ("gate_reference", GATE_REFERENCES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; known: {', '.join(allowed)}")
         if self.pair_margin < 0:

@@ -6,7 +6,8 @@ gate (sllmr_paper) its learned w and b.
 Training sees pairs as the join draws them, at random; this report scores
 each pair exactly once, with its user's features as training scores it. It
 reports the mean weight the pairwise loss applies and the mean alpha per
-segment, how well alpha predicts the LLM's agreement with the train outcomes
+segment, the backbone's accuracy the LLM had to beat there (the fitted
+gate's reference, as the last epoch left it), how well alpha predicts the LLM's agreement with the train outcomes
 (the gate's own training target, on the pairs whose outcome is known) and,
 where the pairs carry the synthetic world's truth, the Spearman correlation of
 the weight with the true probability that the LLM's order is right: how the
@@ -33,7 +34,7 @@ CALIBRATION_BINS = 10  # quantile bins of the positive weights, beside the bin o
 def score_every_pair(model: TrainingModel, table: PairsTable, chunk: int = 4096) -> dict[str, np.ndarray]:
     """The weight, alpha and the gate's input signals of each pair of `table`, in table order,
     each pair scored with its user's features as training scores it."""
-    parts: dict[str, list] = {"weight": [], "alpha": [], "signals": []}
+    parts: dict[str, list] = {"weight": [], "alpha": [], "signals": [], "reference": []}
     for start in range(0, len(table), chunk):
         take = slice(start, min(start + chunk, len(table)))
         pairs = tf.nest.map_structure(tf.constant, table.rows(take))
@@ -43,7 +44,9 @@ def score_every_pair(model: TrainingModel, table: PairsTable, chunk: int = 4096)
         parts["weight"].append(terms.weight.numpy())
         parts["alpha"].append(terms.alpha.numpy())
         parts["signals"].append(terms.gate_inputs.numpy())
-    return {k: np.concatenate(v) for k, v in parts.items()}
+        if terms.reference is not None:
+            parts["reference"].append(terms.reference.numpy())
+    return {k: np.concatenate(v) for k, v in parts.items() if v}
 
 
 def gate_report(model: TrainingModel, table: PairsTable, fit: GateFit | None = None) -> dict:
@@ -68,6 +71,8 @@ def gate_report(model: TrainingModel, table: PairsTable, fit: GateFit | None = N
         "agreement_auc": {"n": int(known.sum()),
                           "auc": None if np.isnan(agreement_auc) else round(agreement_auc, 4)},
     }
+    if "reference" in scored:  # the backbone's accuracy the LLM had to beat, as the last epoch left it
+        report["reference_mean"] = means(scored["reference"])
     report["calibration"] = calibration(weight, alpha, cols["outcome"], cols["true_correct_prob"])
     for name in ("true_correct_prob", "true_informed_prob"):
         truth = cols[name]

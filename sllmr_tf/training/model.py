@@ -10,9 +10,10 @@ Per batch (see join.py for how pairs arrive):
             kd_pointwise pays BCE(sigmoid(s), p_teacher) and kd_mse
             (sigmoid(s) - p_teacher)^2, averaged over both items, instead
     w       each pair's weight: 1 (kd), the cold-start / long-tail rule
-            (heuristic), max(0, 2 alpha_low - 1) with alpha_low the fitted, frozen
-            gate's 95% lower bound of alpha (sllmr), or the paper's trained gate's
-            alpha_uij (sllmr_paper, paper_gate.py)
+            (heuristic), gate.pair_weight(alpha_low, s) with alpha_low the fitted,
+            frozen gate's 95% lower bound of alpha and s the backbone's accuracy in
+            the pair's region (sllmr: max(0, 2 alpha_low - 1) before the first refit
+            of s), or the paper's trained gate's alpha_uij (sllmr_paper, paper_gate.py)
 
     L = BCE + llm_loss_weight * sum(w * L_pair) / pairs
 
@@ -27,7 +28,7 @@ import tensorflow as tf
 
 from sllmr_tf import features, segments
 from sllmr_tf.training import methods as methods_lib
-from sllmr_tf.training.gate import ReliabilityGate, gate_signals, weight_from_alpha
+from sllmr_tf.training.gate import ReliabilityGate, gate_signals, pair_weight
 from sllmr_tf.training.join import PAIRS_KEY
 from sllmr_tf.training.paper_gate import PaperGate
 
@@ -47,6 +48,7 @@ class LossTerms:
     alpha: tf.Tensor | None = None  # (pairs,) the gate's P(the LLM's order is right); methods with a gate
     gate_logit: tf.Tensor | None = None  # (pairs,), the fitted gate's
     gate_inputs: tf.Tensor | None = None  # (pairs, k): what the gate saw (gate.SIGNALS; paper_gate's per item)
+    reference: tf.Tensor | None = None  # (pairs,) the backbone's accuracy the LLM must beat; the fitted gate's
 
 
 class TrainingModel(tf.keras.Model):
@@ -88,12 +90,12 @@ class TrainingModel(tf.keras.Model):
         logits, score_a, score_b = self._score_with_pairs(x, pairs, training)
         bce = _mean_bce(y, logits)
         num_pairs = tf.cast(tf.size(score_a), tf.float32)
-        weight, alpha, gate_inputs, gate_logit = self._pair_weights(pairs, score_a, score_b)
+        weight, alpha, gate_inputs, gate_logit, reference = self._pair_weights(pairs, score_a, score_b)
         per_pair = self._llm_loss_per_pair(pairs, score_a, score_b)
         llm = tf.math.divide_no_nan(tf.reduce_sum(weight * per_pair), num_pairs)
         total = bce + self.llm_loss_weight * llm + self._regularization()
         return LossTerms(total=total, bce=bce, llm=llm, logits=logits, weight=weight,
-                         alpha=alpha, gate_logit=gate_logit, gate_inputs=gate_inputs)
+                         alpha=alpha, gate_logit=gate_logit, gate_inputs=gate_inputs, reference=reference)
 
     def _score_with_pairs(self, x: dict, pairs: dict, training: bool):
         """Logits of the batch, of (u, a) and of (u, b), from one backbone call: each pair's
@@ -118,20 +120,22 @@ class TrainingModel(tf.keras.Model):
         return 0.5 * (item_loss(pairs["teacher_a"], score_a) + item_loss(pairs["teacher_b"], score_b))
 
     def _pair_weights(self, pairs: dict, score_a: tf.Tensor, score_b: tf.Tensor):
-        """(w, alpha, gate signals, gate logit) for the method; without a gate the last three are None
-        (the gate logit: also for the paper's gate, whose alpha_uij is a mean of two sigmoids)."""
+        """(w, alpha, gate signals, gate logit, reference) for the method; without a gate the last four
+        are None (the gate logit and the reference: also for the paper's gate, whose alpha_uij is a
+        mean of two sigmoids)."""
         if self.method.weighting == methods_lib.WEIGHT_ONE:
-            return tf.ones_like(score_a), None, None, None
+            return tf.ones_like(score_a), None, None, None, None
         if self.method.weighting == methods_lib.WEIGHT_HEURISTIC:
             cold_or_tail = segments.cold_or_longtail(pairs["is_cold_user"], pairs["a"]["is_longtail_item"],
                                                      pairs["b"]["is_longtail_item"])
-            return tf.cast(cold_or_tail, tf.float32), None, None, None
+            return tf.cast(cold_or_tail, tf.float32), None, None, None, None
         if self.method.weighting == methods_lib.WEIGHT_PAPER_GATE:
             alpha, signals = self.paper_gate.pair_alpha(pairs, score_a, score_b)
-            return alpha, alpha, signals, None
+            return alpha, alpha, signals, None, None
         signals = gate_signals(pairs)
-        gate_logit, lower_logit = self.gate(signals)
-        return weight_from_alpha(tf.sigmoid(lower_logit)), tf.sigmoid(gate_logit), signals, gate_logit
+        gate_logit, lower_logit, student_logit = self.gate(signals)
+        reference = tf.sigmoid(student_logit)
+        return pair_weight(tf.sigmoid(lower_logit), reference), tf.sigmoid(gate_logit), signals, gate_logit, reference
 
     def _regularization(self) -> tf.Tensor:
         return tf.add_n(self.backbone.losses) if self.backbone.losses else tf.constant(0.0)

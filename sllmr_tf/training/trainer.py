@@ -42,6 +42,7 @@ from sllmr_tf.training.model import TrainingModel
 from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table, select_pairs
 from sllmr_tf.training.prediction import evaluate_split
 from sllmr_tf.training.report import metrics_summary
+from sllmr_tf.training.student_reference import StudentReference
 
 Log = Callable[[str], None]
 GATE_SAMPLE_BATCHES = 8
@@ -190,11 +191,14 @@ def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes:
 
 def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches: tf.data.Dataset,
                         epoch: tf.Variable, steps: int, log: Log, is_chief: bool = True) -> list:
-    """BackupAndRestore on every worker (under a multi-worker strategy Keras restores all of them
+    """The gate's student reference (sllmr) and BackupAndRestore on every worker (under a multi-worker strategy Keras restores all of them
     from the chief's backup and the others write theirs to a temporary dir it removes); the
     summaries on the chief only."""
     logs = artifacts.path(config.model_dir, artifacts.LOGS_DIR)
-    out = [
+    # Before the backup: an epoch's backup holds the reference the next epoch weighs pairs by.
+    out = [StudentReference(model.gate, model.backbone, config.data_dir, config.eval_batch_size)
+           ] if model.gate is not None and config.gate_reference == "student" else []
+    out += [
         # Backed up at each epoch's end: the input resumes at an epoch's start (inputs.py), so a
         # mid-epoch backup could not resume its input where it was.
         tf.keras.callbacks.BackupAndRestore(artifacts.path(config.model_dir, artifacts.BACKUP_DIR)),

@@ -7,7 +7,7 @@ Training sees pairs as the join draws them, at random; this report scores
 each pair exactly once, with its user's features as training scores it. It
 reports the mean weight the pairwise loss applies and the mean alpha per
 segment, the backbone's accuracy the LLM had to beat there (the fitted
-gate's reference, as the last epoch left it), how well alpha predicts the LLM's agreement with the train outcomes
+gate's reference as the kept epoch's checkpoint holds it: the one that epoch trained with), how well alpha predicts the LLM's agreement with the train outcomes
 (the gate's own training target, on the pairs whose outcome is known) and,
 where the pairs carry the synthetic world's truth, the Spearman correlation of
 the weight with the true probability that the LLM's order is right: how the
@@ -71,7 +71,7 @@ def gate_report(model: TrainingModel, table: PairsTable, fit: GateFit | None = N
         "agreement_auc": {"n": int(known.sum()),
                           "auc": None if np.isnan(agreement_auc) else round(agreement_auc, 4)},
     }
-    if "reference" in scored:  # the backbone's accuracy the LLM had to beat, as the last epoch left it
+    if "reference" in scored:  # the backbone's accuracy the LLM had to beat, as the kept epoch trained with it
         report["reference_mean"] = means(scored["reference"])
     report["calibration"] = calibration(weight, alpha, cols["outcome"], cols["true_correct_prob"])
     for name in ("true_correct_prob", "true_informed_prob"):

@@ -62,13 +62,17 @@ def gate_signals(pairs: Mapping) -> tf.Tensor:
       agree) and its margin (how far apart it ranks the two items).
     """
     as_float = lambda v: tf.cast(v, tf.float32)  # noqa: E731
-    return tf.stack([
-        tf.math.log1p(as_float(pairs["user_train_positives"])),
-        as_float(pairs["is_cold_user"] > 0),
-        as_float(pairs["a"]["is_longtail_item"] > 0) + as_float(pairs["b"]["is_longtail_item"] > 0),
-        as_float(pairs["confidence"]),
-        as_float(pairs["margin"]),
-    ], axis=-1)
+    longtail = as_float(pairs["a"]["is_longtail_item"] > 0) + as_float(pairs["b"]["is_longtail_item"] > 0)
+    region = region_signals(pairs["user_train_positives"], pairs["is_cold_user"], longtail)
+    return tf.concat([region, tf.stack([as_float(pairs["confidence"]), as_float(pairs["margin"])], axis=-1)], axis=-1)
+
+
+def region_signals(user_train_positives, is_cold_user, longtail_items_in_pair) -> tf.Tensor:
+    """(pairs, len(REGION_SIGNALS)) float32: the first columns of gate_signals, from per-pair
+    values (the user's train positives, cold-start tag, and how many of the two items are long-tail)."""
+    as_float = lambda v: tf.cast(v, tf.float32)  # noqa: E731
+    return tf.stack([tf.math.log1p(as_float(user_train_positives)), as_float(is_cold_user > 0),
+                     as_float(longtail_items_in_pair)], axis=-1)
 
 
 def pair_weight(alpha: tf.Tensor, student_accuracy: tf.Tensor) -> tf.Tensor:

@@ -6,8 +6,9 @@ gate (sllmr_paper) its learned w and b.
 Training sees pairs as the join draws them, at random; this report scores
 each pair exactly once, with its user's features as training scores it. It
 reports the mean weight the pairwise loss applies and the mean alpha per
-segment, the backbone's accuracy the LLM had to beat there (the fitted
-gate's reference as the kept epoch's checkpoint holds it: the one that epoch trained with), how well alpha predicts the LLM's agreement with the train outcomes
+segment, the backbone's accuracy the LLM had to beat there (the fitted gate's
+reference as the kept epoch's checkpoint holds it: the one that epoch trained
+with), how well alpha predicts the LLM's agreement with the train outcomes
 (the gate's own training target, on the pairs whose outcome is known) and,
 where the pairs carry the synthetic world's truth, the Spearman correlation of
 the weight with the true probability that the LLM's order is right: how the

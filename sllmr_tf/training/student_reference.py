@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.training.evaluation import Predictions
-from sllmr_tf.training.gate import REGION_SIGNALS, ReliabilityGate, logistic_with_clustered_covariance
+from sllmr_tf.training.gate import ReliabilityGate, logistic_with_clustered_covariance, region_signals
 from sllmr_tf.training.prediction import predict_split
 
 LOG_KEY = "val_student_pair_accuracy"  # the Keras logs' (and TensorBoard's) name of the fitted share
@@ -32,7 +32,7 @@ def region_pair_counts(pred: Predictions, train_positives: np.ndarray, is_cold_u
 
     Returns:
         Per (user, number of long-tail items in the pair) with at least one pair: "users",
-        "signals" (rows, len(REGION_SIGNALS)) as gate.gate_signals computes them, "pairs" and
+        "signals" (rows, len(REGION_SIGNALS), gate.region_signals), "pairs" and
         "right" (pairs the backbone orders right; a tie counts one half).
     """
     users = pred.users.astype(np.int64)
@@ -54,26 +54,23 @@ def region_pair_counts(pred: Predictions, train_positives: np.ndarray, is_cold_u
         np.add.at(right, (pos_users, count), below + 0.5 * ties)
         np.add.at(pairs, (pos_users, count), of_user)
     user, count = np.nonzero(pairs)
-    signals = np.stack([np.log1p(train_positives[user]), (is_cold_user[user] > 0).astype(np.float64),
-                        count.astype(np.float64)], axis=1)
-    assert signals.shape[1] == len(REGION_SIGNALS)
+    signals = region_signals(train_positives[user], is_cold_user[user], count).numpy()
     return {"users": user, "signals": signals, "pairs": pairs[user, count], "right": right[user, count]}
 
 
-def fit_student_reference(gate: ReliabilityGate, pred: Predictions, data: DatasetDir) -> float | None:
+def fit_student_reference(gate: ReliabilityGate, pred: Predictions, user_lookup: dict[str, np.ndarray]) -> float | None:
     """Fit the backbone's accuracy per region on `pred` and set it into `gate`.
 
     Args:
         gate: the fitted gate (its standardisation is reused).
         pred: the backbone's predictions on the validation split.
-        data: the dataset (its users' train positives and cold-start tags).
+        user_lookup: the dataset's per-user train positives and cold-start tags (DatasetDir.user_lookup).
 
     Returns:
         The share of all of the split's pairs the backbone orders right; None (and the
         gate left as it was) where the split has no user with both a positive and a negative.
     """
-    lookup = data.user_lookup()
-    counts = region_pair_counts(pred, lookup["train_positives"], lookup["is_cold_user"])
+    counts = region_pair_counts(pred, user_lookup["train_positives"], user_lookup["is_cold_user"])
     if not len(counts["pairs"]):
         return None
     design = gate.design(tf.constant(counts["signals"], tf.float32)).numpy().astype(np.float64)
@@ -94,9 +91,10 @@ class StudentReference(tf.keras.callbacks.Callback):
         super().__init__()
         self.gate, self.backbone = gate, backbone
         self.data_dir, self.batch_size = data_dir, batch_size
+        self.user_lookup = DatasetDir(data_dir).user_lookup()  # read once: it does not change in training
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = fit_student_reference(self.gate, predict_split(self.backbone, self.data_dir, "valid",
-                                                                  self.batch_size), DatasetDir(self.data_dir))
+                                                                  self.batch_size), self.user_lookup)
         if logs is not None and accuracy is not None:
             logs[LOG_KEY] = accuracy

@@ -191,9 +191,9 @@ def training_model(config: TrainConfig, method: methods_lib.Method, vocab_sizes:
 
 def _standard_callbacks(config: TrainConfig, model: TrainingModel, train_batches: tf.data.Dataset,
                         epoch: tf.Variable, steps: int, log: Log, is_chief: bool = True) -> list:
-    """The gate's student reference (sllmr) and BackupAndRestore on every worker (under a multi-worker strategy Keras restores all of them
-    from the chief's backup and the others write theirs to a temporary dir it removes); the
-    summaries on the chief only."""
+    """The gate's student reference (sllmr) and BackupAndRestore on every worker (under a
+    multi-worker strategy Keras restores all of them from the chief's backup and the others write
+    theirs to a temporary dir it removes); the summaries on the chief only."""
     logs = artifacts.path(config.model_dir, artifacts.LOGS_DIR)
     # Before the backup: an epoch's backup holds the reference the next epoch weighs pairs by.
     out = [StudentReference(model.gate, model.backbone, config.data_dir, config.eval_batch_size)

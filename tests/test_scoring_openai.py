@@ -356,13 +356,14 @@ def test_binary_reports_bad_input_in_one_line(tmp_path, endpoint, movielens_dir)
 _PARSE_SCORE_FLAGFILES = """
 import sys
 from sllmr_tf.bins import config_flags, score
+from sllmr_tf.scoring.backends import scorer_options
 from sllmr_tf.scoring.config import OpenAIConfig, ScoreConfig
 for path in sys.argv[1:]:
     score.FLAGS.unparse_flags()
     score.FLAGS(["sllmr-score", "--flagfile=" + path, "--data_dir=unused", "--pairs_dir=unused"])
     config_flags.build(ScoreConfig).validate()
     config_flags.build(OpenAIConfig).validate()
-    score.scorer_options(score.FLAGS.scorer_option)
+    scorer_options(score.FLAGS.scorer_option)
     print("parsed", path)
 """
 

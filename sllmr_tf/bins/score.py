@@ -18,14 +18,12 @@ it also prints. The pairs directory is described in sllmr_tf/data/pairs_dir.py.
 """
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 from absl import flags
 
 from sllmr_tf.bins import common, config_flags
-from sllmr_tf.errors import ConfigError
-from sllmr_tf.scoring.backends import SCORERS
+from sllmr_tf.scoring.backends import SCORERS, scorer_options
 from sllmr_tf.scoring.config import OpenAIConfig, ScoreConfig
 
 FLAGS = flags.FLAGS
@@ -38,20 +36,6 @@ flags.DEFINE_multi_string("scorer_option", [], "key=value options of the embeddi
                           "(values read as JSON when they parse, else as strings).")
 config_flags.define(ScoreConfig)
 config_flags.define(OpenAIConfig)
-
-
-def scorer_options(entries: Sequence[str]) -> dict:
-    """--scorer_option key=value entries as keyword options (JSON values where they parse)."""
-    options = {}
-    for entry in entries:
-        key, sep, value = entry.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--scorer_option must be key=value, got {entry!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 def main(argv: Sequence[str]) -> None:

@@ -7,6 +7,8 @@ imported only when asked for, so the `openai` scorer never loads Keras and the
 from __future__ import annotations
 
 import inspect
+import json
+from typing import Sequence
 
 from sllmr_tf.errors import ConfigError
 from sllmr_tf.registry import Registry
@@ -31,3 +33,17 @@ def make_backend(name: str, data_dir: str, **options) -> Backend:
     if unknown:
         raise ConfigError(f"the {name} scorer has no option {', '.join(unknown)}; its options: {', '.join(accepted)}")
     return create(data_dir, **options)
+
+
+def scorer_options(entries: Sequence[str]) -> dict:
+    """--scorer_option key=value entries as keyword options (JSON values where they parse)."""
+    options = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--scorer_option must be key=value, got {entry!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options

@@ -57,6 +57,10 @@ bench: $(STAMP)
 	$(BIN)/python -m sllmr_tf.bench.backbones_vs_deepctr --data_dir=$(WORK)/ml100k
 	$(BIN)/python -m sllmr_tf.bench.serving --data_dir=$(WORK)/ml100k --pairs_dir=$(WORK)/ml100k_pairs \
 		--work_dir=$(WORK)/bench_serving
+	$(BIN)/sllmr-train --flagfile=flags/train_protocol.flags --data_dir=$(WORK)/ml100k --method=base \
+		--model_dir=$(WORK)/bench_base
+	$(BIN)/python -m sllmr_tf.bench.teacher_diagnostics --model_dir=$(WORK)/bench_base --data_dir=$(WORK)/ml100k \
+		--pairs_dir=$(WORK)/ml100k_pairs --scorer=embedding
 
 clean:
 	rm -rf $(VENV) $(WORK) *.egg-info

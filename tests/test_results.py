@@ -13,7 +13,7 @@ from sllmr_tf.training.gate_report import calibration
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def write_run(root, backbone, method, seed, aucs, too_small=(), splits=("test",), gate=None):
+def write_run(root, backbone, method, seed, aucs, too_small=(), splits=("test",), gate=None, valid_auc=None):
     blocks = {}
     for segment in segments.EVAL_SEGMENTS:
         auc = aucs.get(segment, 0.7)
@@ -23,7 +23,7 @@ def write_run(root, backbone, method, seed, aucs, too_small=(), splits=("test",)
     path.mkdir(parents=True)
     (path / "metrics.json").write_text(json.dumps(
         {"backbone": backbone, "method": method, "seed": seed, **{split: blocks for split in splits},
-         **({"gate": gate} if gate else {})}))
+         **({"gate": gate} if gate else {}), **({"valid": {"overall": {"auc": valid_auc}}} if valid_auc else {})}))
 
 
 def line(summary, method, segment="overall"):
@@ -42,6 +42,22 @@ def test_gain_over_base_is_paired_by_seed(tmp_path):
     assert s["delta_ci95_low"] == pytest.approx(0.01) and s["delta_ci95_high"] == pytest.approx(0.01)
     assert s["run_ci_halfwidth"] == pytest.approx(0.01)
     assert math.isnan(line(summary, "base")["delta_vs_base"])
+
+
+def test_a_method_checked_on_validation_is_its_run_where_validation_prefers_it_and_base_elsewhere(tmp_path):
+    """Per seed, sllmr_checked is sllmr's run where sllmr's validation AUC beats base's, else base's
+    (a tie keeps base): its test gain over base is sllmr's on the first seed and 0 on the others."""
+    for seed, (valid_base, valid_sllmr) in enumerate([(0.70, 0.72), (0.70, 0.69), (0.70, 0.70)]):
+        write_run(tmp_path, "deepfm", "base", seed, {"overall": 0.70}, valid_auc=valid_base)
+        write_run(tmp_path, "deepfm", "sllmr", seed, {"overall": 0.73}, valid_auc=valid_sllmr)
+    assert {r["method"] for r in results.collect(str(tmp_path))} == {"base", "sllmr"}
+    summary = results.summarize(results.collect(str(tmp_path), checked=True))
+    assert line(summary, "sllmr")["delta_vs_base"] == pytest.approx(0.03)
+    checked = line(summary, "sllmr" + results.CHECKED_SUFFIX)
+    assert checked["seeds"] == 3 and checked["delta_vs_base"] == pytest.approx(0.01)
+    chosen = {m["seed"]: d for d, m in results.validation_checked(results.read_runs(str(tmp_path)))}
+    assert chosen == {0: str(tmp_path / "deepfm" / "sllmr" / "seed0"), 1: str(tmp_path / "deepfm" / "base" / "seed1"),
+                      2: str(tmp_path / "deepfm" / "base" / "seed2")}
 
 
 def test_a_noisy_gain_gets_an_interval_that_covers_zero(tmp_path):

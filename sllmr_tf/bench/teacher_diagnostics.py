@@ -16,8 +16,9 @@ users (segments.heavy_users). Columns:
   a random order. On their (positive, negative) pairs: the backbone's accuracy s, the LLM's
   alpha, and P(LLM right | the two disagree), with the number of such pairs.
 - alignment: the cosine between a step along the LLM's orders (down the loss -(s_a - s_b), the
-  part of the pair loss that flips with the LLM's order) and a step down the validation BCE; then the same for the whole softplus pair loss. Mean over `--folds` folds of
-  users, the pairs of one fold against the validation rows of the others, with its t.
+  part of the pair loss that flips with the LLM's order) and a step down the validation BCE;
+  then the same for the whole softplus pair loss. Mean over `--folds` folds of users, the
+  pairs of one fold against the validation rows of the others, with its t.
 
 A second table splits the pairs by user kind and by how many of the two items are long-tail:
 the pairs there, the known-outcome pairs with the LLM's agreement, and the validation split's
@@ -69,24 +70,25 @@ def pair_logit_gaps(backbone: tf.keras.Model, table: PairsTable, take: np.ndarra
     return backbone(inputs("a"), training=False)[:, 0] - backbone(inputs("b"), training=False)[:, 0]
 
 
-def regions(table: PairsTable, data: DatasetDir) -> dict[str, np.ndarray]:
-    """Masks over the table's pairs: the pair segments and the heavy users."""
-    cols, sides = table.columns, table.sides
-    masks = segments.pair_segments(cols["is_cold_user"], sides["a"]["is_longtail_item"], sides["b"]["is_longtail_item"])
-    masks["heavy_users"] = segments.heavy_users(data.user_lookup()["train_positives"])[cols["user_id"]]
+def regions(users: np.ndarray, a_is_longtail: np.ndarray, b_is_longtail: np.ndarray,
+            user_lookup: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Masks over pairs (their user indices and whether each item is long-tail): the pair
+    segments and the heavy users."""
+    masks = segments.pair_segments(user_lookup["is_cold_user"][users], a_is_longtail, b_is_longtail)
+    masks["heavy_users"] = segments.heavy_users(user_lookup["train_positives"])[users]
     return masks
 
 
-def held_out_pairs(backbone: tf.keras.Model, data: DatasetDir, scorer: Backend, seed: int = 0) -> dict[str, np.ndarray]:
-    """The scorer's order and the backbone's on every (positive, negative) pair of each user's
-    validation rows, pairs either one ties left out. Returns per pair: user, llm_right,
-    student_right and longtail (how many of the two items are long-tail)."""
-    pred: Predictions = predict_split(backbone, data.path, "valid")
+def held_out_pairs(pred: Predictions, data: DatasetDir, scorer: Backend, seed: int = 0) -> dict[str, np.ndarray]:
+    """The scorer's order and the backbone's (`pred`, on the validation split) on every (positive,
+    negative) pair of each user's validation rows, pairs either one ties left out. Returns per pair: user, llm_right,
+    student_right, and whether the positive and the negative are long-tail."""
     users = {int(u["index"]): u for u in data.users()}
     item_rows = [{}] + data.items()
     rng = np.random.default_rng(seed)
     history_length = CandidateConfig().history_length  # as sllmr-score shows it by default
-    out: dict[str, list] = {"user": [], "llm_right": [], "student_right": [], "longtail": []}
+    out: dict[str, list] = {"user": [], "llm_right": [], "student_right": [], "positive_longtail": [],
+                            "negative_longtail": []}
     order = np.argsort(pred.users, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(pred.users[order]) != 0])
     for rows in np.split(order, starts[1:]):
@@ -108,30 +110,37 @@ def held_out_pairs(backbone: tf.keras.Model, data: DatasetDir, scorer: Backend, 
                 out["user"].append(user)
                 out["llm_right"].append(llm[p] > llm[n])
                 out["student_right"].append(probs[p] > probs[n])
-                out["longtail"].append(int(pred.is_longtail_item[rows[p]]) + int(pred.is_longtail_item[rows[n]]))
+                out["positive_longtail"].append(pred.is_longtail_item[rows[p]])
+                out["negative_longtail"].append(pred.is_longtail_item[rows[n]])
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def alignment(backbone: tf.keras.Model, data: DatasetDir, table: PairsTable, mask: np.ndarray, folds: int,
-              max_pairs: int, rng: np.random.Generator) -> dict[str, tuple[float, float]]:
-    """(mean cosine, t over folds) of a step along the LLM's orders ("direction") and of a step
-    down the softplus pair loss ("softplus") with a step down the validation BCE."""
-    variables = backbone.trainable_variables
+def _flat(gradients) -> np.ndarray:
+    return tf.concat([tf.reshape(tf.convert_to_tensor(g), [-1]) for g in gradients], 0).numpy()
 
-    def flat(gradients) -> np.ndarray:
-        return tf.concat([tf.reshape(tf.convert_to_tensor(g), [-1]) for g in gradients], 0).numpy()
 
+def validation_gradients(backbone: tf.keras.Model, data: DatasetDir, folds: int) -> np.ndarray:
+    """(folds, parameters): the gradient of the validation BCE over each fold of users' rows."""
     x, y = next(iter(interaction_batches(data.path, "valid", 1 << 30)))
     x = {name: x[name] for name in backbone.input_names}
-    val_fold = _user_fold(x["user_id"].numpy(), folds)
-    val_gradients = []
+    fold = _user_fold(x["user_id"].numpy(), folds)
+    out = []
     for k in range(folds):
-        keep = val_fold == k
+        keep = fold == k
         with tf.GradientTape() as tape:
             logits = backbone({n: tf.boolean_mask(v, keep) for n, v in x.items()}, training=False)[:, 0]
             loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.boolean_mask(y, keep),
                                                                           logits=logits))
-        val_gradients.append(flat(tape.gradient(loss, variables)))
+        out.append(_flat(tape.gradient(loss, backbone.trainable_variables)))
+    return np.array(out)
+
+
+def alignment(backbone: tf.keras.Model, table: PairsTable, mask: np.ndarray, val_gradients: np.ndarray,
+              max_pairs: int, rng: np.random.Generator) -> dict[str, tuple[float, float]]:
+    """(mean cosine, t over folds) of a step along the LLM's orders ("direction") and of a step
+    down the softplus pair loss ("softplus") with a step down the validation BCE, the pairs of
+    each fold of users (`mask`, at most `max_pairs`) against the other folds' `val_gradients`."""
+    folds = len(val_gradients)
     pair_fold = _user_fold(table.columns["user_id"], folds)
     cosines: dict[str, list] = {"direction": [], "softplus": []}
     for k in range(folds):
@@ -143,17 +152,17 @@ def alignment(backbone: tf.keras.Model, data: DatasetDir, table: PairsTable, mas
         for name, loss_of in (("direction", lambda d: -d), ("softplus", lambda d: tf.math.softplus(-d))):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(loss_of(pair_logit_gaps(backbone, table, take)))
-            step = -flat(tape.gradient(loss, variables))
+            step = -_flat(tape.gradient(loss, backbone.trainable_variables))
             cosines[name].append(step @ descent / (np.linalg.norm(step) * np.linalg.norm(descent)))
     return {name: (float(np.mean(c)), float(np.mean(c) / np.std(c, ddof=1) * np.sqrt(len(c))) if len(c) > 1
                    else float("nan")) for name, c in cosines.items()}
 
 
-def evidence_by_longtail_count(backbone: tf.keras.Model, data: DatasetDir, table: PairsTable) -> list[str]:
-    """The second table's rows: per (user kind, long-tail items in the pair)."""
+def evidence_by_longtail_count(pred: Predictions, data: DatasetDir, table: PairsTable) -> list[str]:
+    """The second table's rows: per (user kind, long-tail items in the pair); `pred` is the
+    backbone on the validation split."""
     lookup = data.user_lookup()
-    counts = region_pair_counts(predict_split(backbone, data.path, "valid"), lookup["train_positives"],
-                                lookup["is_cold_user"])
+    counts = region_pair_counts(pred, lookup["train_positives"], lookup["is_cold_user"])
     cols, sides = table.columns, table.sides
     longtail = (sides["a"]["is_longtail_item"] > 0).astype(int) + (sides["b"]["is_longtail_item"] > 0)
     known, agrees = segments.outcome_known(cols["outcome"]), segments.llm_agrees(cols["outcome"])
@@ -165,7 +174,8 @@ def evidence_by_longtail_count(backbone: tf.keras.Model, data: DatasetDir, table
             pairs = counts["pairs"][valid].sum()
             accuracy = f"{counts['right'][valid].sum() / pairs:.3f}" if pairs else "-"
             rows.append(f"| {'cold-start' if cold else 'other'} | {k} | {int(here.sum()):,} | "
-                        f"{int((here & known).sum()):,} | {_rate(agrees[here & known])} | {int(pairs):,} | {accuracy} |")
+                        f"{int((here & known).sum()):,} | {_rate(agrees[here & known])} | {int(pairs):,} | "
+                        f"{accuracy} |")
     return rows
 
 
@@ -181,27 +191,27 @@ def main(argv: Sequence[str]) -> None:
     data = DatasetDir(FLAGS.data_dir)
     backbone = artifacts.load_backbone(FLAGS.model_dir)
     table = load_pairs_table(FLAGS.pairs_dir, data)
-    masks = regions(table, data)
+    lookup = data.user_lookup()
+    masks = regions(table.columns["user_id"], table.sides["a"]["is_longtail_item"] > 0,
+                    table.sides["b"]["is_longtail_item"] > 0, lookup)
     cols = table.columns
     known = segments.outcome_known(cols["outcome"])
     agrees = segments.llm_agrees(cols["outcome"])
     truth = cols["true_correct_prob"]
     gaps = np.concatenate([pair_logit_gaps(backbone, table, np.arange(s, min(s + 8192, len(table)))).numpy()
                            for s in range(0, len(table), 8192)])
+    valid = predict_split(backbone, data.path, "valid")
     held = None
     if FLAGS.scorer:
-        held = held_out_pairs(backbone, data, make_backend(FLAGS.scorer, data.path, **scorer_options(FLAGS.scorer_option)))
-        lookup = data.user_lookup()
-        held_masks = {"all": np.ones(len(held["user"]), bool),
-                      "cold_start": lookup["is_cold_user"][held["user"]] > 0,
-                      "longtail": held["longtail"] > 0,
-                      "head": (lookup["is_cold_user"][held["user"]] == 0) & (held["longtail"] == 0),
-                      "heavy_users": segments.heavy_users(lookup["train_positives"])[held["user"]]}
+        scorer = make_backend(FLAGS.scorer, data.path, **scorer_options(FLAGS.scorer_option))
+        held = held_out_pairs(valid, data, scorer)
+        held_masks = regions(held["user"], held["positive_longtail"], held["negative_longtail"], lookup)
+    val_gradients = validation_gradients(backbone, data, FLAGS.folds)
     rng = np.random.default_rng(0)
     print(f"{FLAGS.model_dir} on {FLAGS.pairs_dir}: {len(table):,} pairs, {int(known.sum()):,} of known outcome")
     print("| region | pairs | known alpha | truth: P(LLM right) | truth: P(right \\| backbone disagrees) | "
           "held-out pairs | held-out s | held-out alpha | P(LLM right \\| disagree), n | "
-          "alignment: direction (t) | alignment: softplus (t) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "alignment: direction (t) | alignment: softplus (t) |\n|---" + "|---:" * 10 + "|")
     for name, mask in masks.items():
         has_truth = mask & (truth >= 0)
         truth_cells = (_rate(truth[has_truth]), _rate(truth[has_truth & (gaps < 0)])) if has_truth.any() else ("-", "-")
@@ -211,14 +221,14 @@ def main(argv: Sequence[str]) -> None:
             disagree = h & (held["llm_right"] != held["student_right"])
             held_cells = (f"{int(h.sum()):,}", _rate(held["student_right"][h]), _rate(held["llm_right"][h]),
                           f"{_rate(held['llm_right'][disagree])}, {int(disagree.sum()):,}")
-        aligned = alignment(backbone, data, table, mask, FLAGS.folds, FLAGS.max_pairs, rng)
+        aligned = alignment(backbone, table, mask, val_gradients, FLAGS.max_pairs, rng)
         print(f"| {name} | {int(mask.sum()):,} | {_rate(agrees[mask & known])} | {' | '.join(truth_cells)} | "
               f"{' | '.join(held_cells)} | "
               + " | ".join(f"{m:+.3f} ({t:+.1f})" for m, t in (aligned["direction"], aligned["softplus"])) + " |",
               flush=True)
     print("\n| users | long-tail items in pair | pairs | known-outcome pairs | known alpha | validation pairs | "
           "backbone accuracy s |\n|---|---:|---:|---:|---:|---:|---:|")
-    print("\n".join(evidence_by_longtail_count(backbone, data, table)))
+    print("\n".join(evidence_by_longtail_count(valid, data, table)))
 
 
 if __name__ == "__main__":

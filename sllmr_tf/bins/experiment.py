@@ -11,9 +11,11 @@ serves a whole sweep. Results go to OUT/results.{md,csv,png}; runs trained with
 --full_ranking_eval also give OUT/results_full_ranking.{md,csv,png}. Each results.md
 ends with the overall AUC in the paper's Table 2 layout (a row per backbone, a column
 per method); results.png draws each segment's AUC and each method's paired gain over base,
-both with 95% intervals. When gated runs are among them (sllmr, sllmr_paper),
-OUT/gate_calibration.png sets the weight the gate gives per weight bin against the signal
-those pairs carry. The paths written are printed.
+both with 95% intervals. With --validation_check (default) each method also appears checked
+on validation, as METHOD_checked: per seed its run where its validation AUC beats base's,
+else base's run, which is what shipping it only on the validation split's word gives. When
+gated runs are among them (sllmr, sllmr_paper), OUT/gate_calibration.png sets the weight the
+gate gives per weight bin against the signal those pairs carry. The paths written are printed.
 """
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ def main(argv: Sequence[str]) -> None:
         if not finished:
             print(f"    {run_line(metrics)}", flush=True)
     for split in results.result_splits(fileio.join(experiment.work_dir, "runs")):
-        summary = results.summarize(results.collect(fileio.join(experiment.work_dir, "runs"), split))
+        summary = results.summarize(results.collect(fileio.join(experiment.work_dir, "runs"), split,
+                                                    checked=experiment.validation_check))
         paths = results.write(summary, experiment.work_dir, split, order=experiment.methods)
         print(f"\n{split}\n\n{results.to_markdown(summary)}\n\n"
               f"{results.to_paper_table(summary, order=experiment.methods)}")

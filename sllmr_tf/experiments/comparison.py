@@ -17,8 +17,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from sllmr_tf import fileio, segments
-from sllmr_tf.experiments.results import BASELINE, TEST, mean_with_t_interval
+from sllmr_tf import segments
+from sllmr_tf.experiments.results import (BASELINE, CHECKED_SUFFIX, TEST, mean_with_t_interval, read_runs,
+                                          validation_checked)
 
 # The closing table's AUC columns, in order, with their headings.
 AUC_SEGMENTS = {"overall": "overall", "cold_start_users": "cold-start", "longtail_items": "long-tail",
@@ -27,6 +28,8 @@ GAUC = "gauc"
 LOGLOSS = "logloss"
 # The quantities a method is compared with base on, with their headings (logloss is shown, not compared).
 COMPARED = {**AUC_SEGMENTS, GAUC: "gAUC"}
+CHECKED_DEFINITION = (f"METHOD{CHECKED_SUFFIX}: per seed, the method's run where its validation AUC beats base's, "
+                      "else base's run (what shipping it only on the validation split's word gives)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,19 +74,20 @@ def _quantities(metrics: dict) -> dict[str, tuple[float, list | None, bool]]:
     return out
 
 
-def compare(runs_root: str) -> list[MethodRow]:
+def compare(runs_root: str, checked: bool = False) -> list[MethodRow]:
     """One row per (backbone, method) of every finished run under `runs_root` (base first).
 
     Args:
         runs_root: a folder holding model_dirs with metrics.json (sllmr-experiment's runs/).
+        checked: also a row per method checked on validation (results.validation_checked).
 
     Returns:
         The rows, per backbone: base, then the other methods by name.
     """
     groups: dict[tuple[str, str], dict[int, tuple[str, dict]]] = defaultdict(dict)
-    for path in fileio.find(runs_root, "metrics.json"):
-        metrics = fileio.read_json(path)
-        groups[(metrics["backbone"], metrics["method"])][metrics["seed"]] = (fileio.dirname(path), _quantities(metrics))
+    runs = read_runs(runs_root)
+    for model_dir, metrics in runs + (validation_checked(runs) if checked else []):
+        groups[(metrics["backbone"], metrics["method"])][metrics["seed"]] = (model_dir, _quantities(metrics))
     rows = []
     for backbone, method in sorted(groups, key=lambda key: (key[0], key[1] != BASELINE, key[1])):
         runs = dict(sorted(groups[(backbone, method)].items()))

@@ -20,6 +20,8 @@ class ExperimentConfig:
     backbones: tuple[str, ...] = option(("deepfm",), "Backbones to train.")
     methods: tuple[str, ...] = option(("base", "kd", "heuristic", "sllmr"), "Methods to train.")
     seeds: int = option(3, "Seeds 0..seeds-1 per backbone and method.")
+    validation_check: bool = option(True, "Also tabulate each method checked on validation (METHOD_checked): "
+                                    "per seed its run where its validation AUC beats base's, else base's run.")
 
     def validate(self) -> None:
         """Raises ConfigError naming unknown backbones or methods."""

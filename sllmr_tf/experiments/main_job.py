@@ -132,7 +132,7 @@ def run_main_job(config: MainJobConfig, log: Log = print) -> list[comparison.Met
         step()
         log(f"== [{k}/{len(steps) + 1}] done in {time.time() - began:.0f} s")
     log(f"\n== [{len(steps) + 1}/{len(steps) + 1}] comparison")
-    rows = comparison.compare(where.runs_dir)
+    rows = comparison.compare(where.runs_dir, checked=True)
     text = closing_text(rows, where, config)
     fileio.write_atomic(where.comparison, text + "\n")
     log(text)
@@ -158,7 +158,8 @@ def closing_text(rows: list[comparison.MethodRow], where: Layout, config: MainJo
     verdicts = [comparison.verdict(r) for r in rows if r.delta]
     export_dir = where.run_dir(config.backbones[0], config.export_method, 0)
     version = identity.exported_version(where.export_base, export_dir)
-    lines = [comparison.to_text(rows), "", comparison.segment_definitions(), "", "Verdict:",
+    lines = [comparison.to_text(rows), "", comparison.segment_definitions(), comparison.CHECKED_DEFINITION, "",
+             "Verdict:",
              *[f"- {line}" for line in verdicts], "",
              f"LLM reliability report:  {fileio.join(where.pairs_dir, 'reliability.md')}",
              f"results and plots:       {where.experiment_dir}/results.md, results.png",

@@ -6,6 +6,13 @@ method's gain is judged paired: per seed, its AUC minus `base`'s AUC on the same
 test rows, then a t-interval over seeds. A segment flagged too small (< 200 test
 events) is reported but never ranked. results.png draws both (plots.py), and
 gate_calibration.png the gated runs' weight against the signal their pairs carry.
+
+A method "checked on validation" (METHOD_checked, `validation_checked`) is what a
+user who ships it only when the validation split says it beats base gets: per seed,
+the method's run where its validation AUC is above base's, else base's run. The
+validation split already picks each run's epoch; here it also decides whether the
+LLM's guidance is used at all, which none of the per-pair statistics we measured
+could tell (BUILD_NOTES.md, "What the data can show about a teacher").
 """
 from __future__ import annotations
 
@@ -24,6 +31,8 @@ from sllmr_tf.training.config import FULL_RANKING_SUFFIX
 
 BASELINE = "base"
 TEST = "test"
+VALID = "valid"
+CHECKED_SUFFIX = "_checked"
 CALIBRATION_PLOT = "gate_calibration.png"
 COLUMNS = ("backbone", "method", "segment", "seeds", "n", "auc_mean", "auc_std", "auc_ci95_low", "auc_ci95_high",
            "run_ci_halfwidth", "delta_vs_base", "delta_ci95_low", "delta_ci95_high", "too_small")
@@ -37,11 +46,42 @@ def result_splits(root: str) -> list[str]:
     return [TEST, full] if runs and all(full in metrics for metrics in runs) else [TEST]
 
 
-def collect(root: str, split: str = TEST) -> list[dict]:
-    """One row per (run, segment) from every metrics.json under `root`."""
+def read_runs(root: str) -> list[tuple[str, dict]]:
+    """(model_dir, metrics) of every run under `root` with a metrics.json."""
+    return [(fileio.dirname(path), fileio.read_json(path)) for path in fileio.find(root, "metrics.json")]
+
+
+def validation_checked(runs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """Each method other than base, checked on validation: per (backbone, method, seed), the
+    method's run where its validation AUC overall is above that of base's run of the same seed,
+    else base's run (a tie keeps base), named METHOD + CHECKED_SUFFIX.
+
+    Args:
+        runs: (model_dir, metrics) pairs (read_runs).
+
+    Returns:
+        The checked runs as (the chosen run's model_dir, its metrics renamed); methods without
+        a base run of the same seed are left out.
+    """
+    base = {(m["backbone"], m["seed"]): (d, m) for d, m in runs if m["method"] == BASELINE}
+    checked = []
+    for model_dir, metrics in runs:
+        key = (metrics["backbone"], metrics["seed"])
+        if metrics["method"] == BASELINE or key not in base:
+            continue
+        base_dir, base_metrics = base[key]
+        ships = metrics[VALID]["overall"]["auc"] > base_metrics[VALID]["overall"]["auc"]
+        chosen_dir, chosen = (model_dir, metrics) if ships else (base_dir, base_metrics)
+        checked.append((chosen_dir, {**chosen, "method": metrics["method"] + CHECKED_SUFFIX}))
+    return checked
+
+
+def collect(root: str, split: str = TEST, checked: bool = False) -> list[dict]:
+    """One row per (run, segment) from every metrics.json under `root`, and with `checked` one
+    per (checked run, segment) of `validation_checked`."""
     rows = []
-    for path in fileio.find(root, "metrics.json"):
-        metrics = fileio.read_json(path)
+    runs = read_runs(root)
+    for _, metrics in runs + (validation_checked(runs) if checked else []):
         for segment in segments.EVAL_SEGMENTS:
             block = metrics[split][segment]
             if block["auc"] is None:

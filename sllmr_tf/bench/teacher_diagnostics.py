@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from sllmr_tf import features, segments
+from sllmr_tf import segments
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.scoring import prompts
 from sllmr_tf.scoring.backends import make_backend, scorer_options
@@ -41,6 +41,7 @@ from sllmr_tf.scoring.config import CandidateConfig
 from sllmr_tf.training import artifacts
 from sllmr_tf.training.evaluation import Predictions
 from sllmr_tf.training.inputs import interaction_batches
+from sllmr_tf.training.model import pair_side_inputs
 from sllmr_tf.training.pairs_table import PairsTable, load_pairs_table
 from sllmr_tf.training.prediction import predict_split
 from sllmr_tf.training.student_reference import region_pair_counts
@@ -55,19 +56,12 @@ flags.DEFINE_multi_string("scorer_option", [], "key=value options of that scorer
 flags.DEFINE_integer("folds", 8, "User folds of the alignment.")
 flags.DEFINE_integer("max_pairs", 20_000, "Pairs per region and fold in the alignment.")
 
-_ITEM_SIDE = frozenset(f.name for f in features.item_side_features())
-
-
 def pair_logit_gaps(backbone: tf.keras.Model, table: PairsTable, take: np.ndarray) -> tf.Tensor:
-    """s_a - s_b of the pairs at `take`, each scored with its user's features (differentiable)."""
-    rows = table.rows(take)
-    user = {name: values[table.columns["user_id"][take]] for name, values in table.users.items()}
-
-    def inputs(side: str) -> dict:
-        return {name: tf.constant(rows[side][name] if name in _ITEM_SIDE else user[name])
-                for name in backbone.input_names}
-
-    return backbone(inputs("a"), training=False)[:, 0] - backbone(inputs("b"), training=False)[:, 0]
+    """s_a - s_b of the pairs at `take`, each scored with its user's features as training scores
+    it (differentiable)."""
+    pairs = tf.nest.map_structure(tf.constant, {**table.rows(take), "user": table.user_rows(take)})
+    return (backbone(pair_side_inputs(pairs, "a"), training=False)[:, 0]
+            - backbone(pair_side_inputs(pairs, "b"), training=False)[:, 0])
 
 
 def regions(users: np.ndarray, a_is_longtail: np.ndarray, b_is_longtail: np.ndarray,

@@ -39,7 +39,7 @@ def score_every_pair(model: TrainingModel, table: PairsTable, chunk: int = 4096)
     for start in range(0, len(table), chunk):
         take = slice(start, min(start + chunk, len(table)))
         pairs = tf.nest.map_structure(tf.constant, table.rows(take))
-        pairs["user"] = {n: tf.constant(v[table.columns["user_id"][take]]) for n, v in table.users.items()}
+        pairs["user"] = tf.nest.map_structure(tf.constant, table.user_rows(take))
         x = {**pairs["user"], **pairs["a"], PAIRS_KEY: pairs}  # the batch rows: (u, a), for the BCE only
         terms = model.loss_terms(x, tf.zeros(take.stop - take.start), training=False)
         parts["weight"].append(terms.weight.numpy())

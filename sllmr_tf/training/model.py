@@ -101,11 +101,7 @@ class TrainingModel(tf.keras.Model):
         """Logits of the batch, of (u, a) and of (u, b), from one backbone call: each pair's
         user-side features with item a's, then with item b's."""
 
-        def scored(side: str) -> dict:
-            return {name: pairs[side][name] if name in _ITEM_SIDE else pairs["user"][name]
-                    for name in _MODEL_FEATURES}
-
-        a, b = scored("a"), scored("b")
+        a, b = pair_side_inputs(pairs, "a"), pair_side_inputs(pairs, "b")
         stacked = {name: tf.concat([x[name], a[name], b[name]], axis=0) for name in _MODEL_FEATURES}
         logits = self.backbone(stacked, training=training)[:, 0]
         n, p = tf.shape(x["user_id"])[0], tf.shape(pairs["user_id"])[0]
@@ -227,6 +223,12 @@ class _EvalMetrics:
         self.auc_cold.update_state(y, p, sample_weight=tf.cast(x["is_cold_user"], tf.float32))
         self.auc_longtail.update_state(y, p, sample_weight=tf.cast(x["is_longtail_item"], tf.float32))
         return {metric.name: metric.result() for metric in self.all}
+
+
+def pair_side_inputs(pairs: dict, side: str) -> dict:
+    """The backbone's input for (each pair's user, its item `side`): the pairs' "user" features
+    with the item-side features of "a" or "b"."""
+    return {name: pairs[side][name] if name in _ITEM_SIDE else pairs["user"][name] for name in _MODEL_FEATURES}
 
 
 def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:

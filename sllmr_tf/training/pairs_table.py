@@ -53,6 +53,11 @@ class PairsTable:
         out.update({side: {name: values[take] for name, values in cols.items()} for side, cols in self.sides.items()})
         return out
 
+    def user_rows(self, take: slice | np.ndarray = slice(None)) -> dict[str, np.ndarray]:
+        """The user-side model features of the pairs at `take`, each pair's own user's: what the
+        join adds as their "user" (join.py)."""
+        return {name: values[self.columns["user_id"][take]] for name, values in self.users.items()}
+
     @property
     def counts(self) -> np.ndarray:
         """Pairs per user index (index 0, the padding user, has none)."""

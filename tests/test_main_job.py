@@ -1,9 +1,11 @@
 """sllmr-main, the README's first command, end to end on a tiny world: every stage, the
 experiment's tables and plots and the closing table from the runs' own metrics.json, the
-export, a rerun that redoes nothing, and base runs shared by another sweep."""
+export of the run validation prefers, a rerun that redoes nothing, and base runs shared by
+another sweep."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import json
 import math
@@ -19,6 +21,9 @@ import scipy.stats
 from sllmr_tf import segments
 from sllmr_tf.data.dataset_dir import DatasetDir
 from sllmr_tf.experiments import comparison
+from sllmr_tf.experiments.config import MainJobConfig
+from sllmr_tf.experiments.main_job import Layout, export_choice
+from sllmr_tf.experiments.results import beats_base_on_validation
 from sllmr_tf.training.config import TrainConfig
 from sllmr_tf.training.pairs_table import load_pairs_table, select_pairs
 
@@ -76,7 +81,9 @@ def test_every_stage_runs_in_order_and_writes_its_output(job):
     assert "| all | all pairs |" in first.stdout  # the reliability table, printed
     assert os.path.exists(f"{work_dir}/export/1/saved_model.pb")
     served = json.load(open(f"{work_dir}/export/1/assets.extra/sllmr_run.json"))
-    assert (served["backbone"], served["method"], served["seed"]) == ("dnn", "sllmr", 0)
+    shipped = "sllmr" if beats_base_on_validation(metrics(work_dir, "sllmr", 0), metrics(work_dir, "base", 0)) else "base"
+    assert (served["backbone"], served["method"], served["seed"]) == ("dnn", shipped, 0)
+    assert f"serving {shipped}" in first.stdout and f"(dnn / {shipped} / seed 0: " in first.stdout
     assert open(f"{work_dir}/comparison.md").read().strip() in first.stdout
 
 
@@ -188,6 +195,27 @@ def test_another_sweep_reuses_the_base_runs_whatever_its_pair_settings(job, flag
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout.count("trained earlier, reusing its metrics.json") == 2
     assert "| dnn | base | overall | 2 |" in again.stdout
+
+
+def _finished_run(model_dir, method: str, valid_auc: float) -> None:
+    os.makedirs(model_dir)
+    with open(os.path.join(model_dir, "train_config.json"), "w") as f:
+        json.dump({"backbone": "dnn", "method": method, "seed": 0}, f)
+    with open(os.path.join(model_dir, "metrics.json"), "w") as f:
+        json.dump({"backbone": "dnn", "method": method, "seed": 0, "valid": {"overall": {"auc": valid_auc}}}, f)
+
+
+@pytest.mark.parametrize("sllmr_valid_auc, served", [(0.8101, "sllmr"), (0.8100, "base"), (0.7900, "base")])
+def test_the_job_serves_sllmr_only_where_it_beats_base_on_validation(tmp_path, sllmr_valid_auc, served):
+    where = Layout(str(tmp_path))
+    _finished_run(where.run_dir("dnn", "base", 0), "base", 0.8100)
+    _finished_run(where.run_dir("dnn", "sllmr", 0), "sllmr", sllmr_valid_auc)
+    config = MainJobConfig(work_dir=str(tmp_path), backbones=("dnn",), methods=("base", "sllmr"))
+    choice = export_choice(where, config)
+    assert (choice.method, choice.model_dir) == (served, where.run_dir("dnn", served, 0))
+    assert f"AUC {sllmr_valid_auc:.4f} against base's 0.8100" in choice.reason
+    asked_for_base = export_choice(where, dataclasses.replace(config, export_method="base"))
+    assert (asked_for_base.method, asked_for_base.model_dir) == ("base", where.run_dir("dnn", "base", 0))
 
 
 def test_a_stage_that_refuses_its_input_stops_the_job_in_one_line(tmp_path):

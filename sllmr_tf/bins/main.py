@@ -4,10 +4,11 @@
                [--prepare_flagfile=F --score_flagfile=F --train_flagfile=F]
 
 prepare -> score (with the LLM reliability report) -> train and evaluate each
-method -> export the S-LLMR run -> a closing table of every method against base
-with intervals, and a plain verdict. With no flags: the bundled MovieLens-100k,
-the bundled MiniLM scorer, DeepFM. A rerun reuses every finished stage and says
-so. Stage by stage, sllmr_tf/experiments/main_job.py.
+method -> export the S-LLMR run where it beats base on validation (else base's)
+-> a closing table of every method against base with intervals, and a plain
+verdict. With no flags: the bundled MovieLens-100k, the bundled MiniLM scorer,
+DeepFM. A rerun reuses every finished stage and says so. Stage by stage,
+sllmr_tf/experiments/main_job.py.
 """
 from __future__ import annotations
 

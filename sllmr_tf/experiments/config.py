@@ -47,7 +47,8 @@ class MainJobConfig:
     backbones: tuple[str, ...] = option(("deepfm",), "Backbones to train (the first one's run is exported).")
     methods: tuple[str, ...] = option(("base", "kd", "sllmr"), "Methods to compare (base must be one).")
     seeds: int = option(3, "Seeds 0..seeds-1 per backbone and method (the intervals are over seeds).")
-    export_method: str = option("sllmr", "The method whose seed-0 run of the first backbone is exported.")
+    export_method: str = option("sllmr", "The method whose seed-0 run of the first backbone is exported where it "
+                                "beats base on validation (else base's run is).")
 
     def validate(self) -> None:
         """Raises ConfigError naming unknown backbones or methods, or a comparison without base."""

@@ -11,7 +11,7 @@ export is not repeated when a version of the same run exists. Everything lives u
     work_dir/data/          the prepared dataset            (sllmr-prepare)
     work_dir/pairs/         the LLM pairs and reliability.* (sllmr-score)
     work_dir/experiment/    runs/<backbone>/<method>/seed<k>/ and results.*  (sllmr-experiment)
-    work_dir/export/<v>/    the exported run's SavedModel   (sllmr-export)
+    work_dir/export/<v>/    the served run's SavedModel (sllmr-export; export_choice says which)
     work_dir/comparison.md  the closing table and verdicts
 """
 from __future__ import annotations
@@ -27,6 +27,8 @@ from sllmr_tf import fileio
 from sllmr_tf.errors import ArtifactError, ConfigError
 from sllmr_tf.experiments import comparison
 from sllmr_tf.experiments.config import MainJobConfig
+from sllmr_tf.experiments.results import BASELINE, VALID, beats_base_on_validation
+from sllmr_tf.training import artifacts
 
 Log = Callable[[str], None]
 
@@ -67,6 +69,35 @@ class Layout:
 
     def run_dir(self, backbone: str, method: str, seed: int) -> str:
         return fileio.join(self.runs_dir, backbone, method, f"seed{seed}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportChoice:
+    """The run the main job serves, and why that one."""
+
+    model_dir: str
+    method: str
+    reason: str
+
+
+def export_choice(where: Layout, config: MainJobConfig) -> ExportChoice:
+    """The seed-0 run of the first backbone to serve: the export method's run where it beats base's
+    on validation (`results.beats_base_on_validation`, what METHOD_checked ships), else base's.
+
+    Shipping the method only on the validation split's word is what keeps the served model from
+    being worse than the backbone alone when the teacher misleads it (BUILD_NOTES.md, "Checked on
+    validation"); the test split plays no part in the choice.
+    """
+    backbone, method = config.backbones[0], config.export_method
+    base_dir = where.run_dir(backbone, BASELINE, 0)
+    if method == BASELINE:
+        return ExportChoice(base_dir, BASELINE, "base was asked for")
+    method_dir = where.run_dir(backbone, method, 0)
+    (_, metrics), (_, base_metrics) = artifacts.finished_run(method_dir), artifacts.finished_run(base_dir)
+    figures = f"{metrics[VALID]['overall']['auc']:.4f} against base's {base_metrics[VALID]['overall']['auc']:.4f}"
+    if beats_base_on_validation(metrics, base_metrics):
+        return ExportChoice(method_dir, method, f"{method} beats base on validation: AUC {figures}")
+    return ExportChoice(base_dir, BASELINE, f"{method} does not beat base on validation: AUC {figures}")
 
 
 def run_stage(binary: str, arguments: Sequence[str]) -> None:
@@ -110,7 +141,6 @@ def run_main_job(config: MainJobConfig, log: Log = print) -> list[comparison.Met
     flagfiles = {name: _flagfile(path) for name, path in
                  (("prepare", config.prepare_flagfile), ("score", config.score_flagfile),
                   ("train", config.train_flagfile))}
-    export_dir = where.run_dir(config.backbones[0], config.export_method, 0)
     steps: list[tuple[str, Callable[[], None]]] = [
         (f"prepare {config.prepare_flagfile} -> {where.data_dir}",
          lambda: run_stage("prepare", [flagfiles["prepare"], f"--data_dir={where.data_dir}"])),
@@ -122,8 +152,9 @@ def run_main_job(config: MainJobConfig, log: Log = print) -> list[comparison.Met
                                       f"--pairs_dir={where.pairs_dir}", f"--work_dir={where.experiment_dir}",
                                       f"--backbones={','.join(config.backbones)}",
                                       f"--methods={','.join(config.methods)}", f"--seeds={config.seeds}"])),
-        (f"export {config.backbones[0]} / {config.export_method} / seed 0 -> {where.export_base}",
-         lambda: _export(export_dir, where.export_base, log)),
+        (f"export {config.backbones[0]} / seed 0: {config.export_method} if it beats base on validation, "
+         f"else base -> {where.export_base}",
+         lambda: _export(export_choice(where, config), where.export_base, log)),
     ]
     started = time.time()
     for k, (title, step) in enumerate(steps, start=1):
@@ -140,15 +171,16 @@ def run_main_job(config: MainJobConfig, log: Log = print) -> list[comparison.Met
     return rows
 
 
-def _export(model_dir: str, export_base: str, log: Log) -> None:
-    """Export the run unless a version of it is there already."""
+def _export(choice: ExportChoice, export_base: str, log: Log) -> None:
+    """Export the chosen run unless a version of it is there already."""
     from sllmr_tf.export import identity
 
-    version = identity.exported_version(export_base, model_dir)
+    log(f"{choice.reason}: serving {choice.method}")
+    version = identity.exported_version(export_base, choice.model_dir)
     if version is not None:
         log(f"{export_base}/{version} already serves this run: nothing to do")
         return
-    run_stage("export", [f"--model_dir={model_dir}", f"--export_base={export_base}"])
+    run_stage("export", [f"--model_dir={choice.model_dir}", f"--export_base={export_base}"])
 
 
 def closing_text(rows: list[comparison.MethodRow], where: Layout, config: MainJobConfig) -> str:
@@ -156,8 +188,8 @@ def closing_text(rows: list[comparison.MethodRow], where: Layout, config: MainJo
     from sllmr_tf.export import identity
 
     verdicts = [comparison.verdict(r) for r in rows if r.delta]
-    export_dir = where.run_dir(config.backbones[0], config.export_method, 0)
-    version = identity.exported_version(where.export_base, export_dir)
+    choice = export_choice(where, config)
+    version = identity.exported_version(where.export_base, choice.model_dir)
     lines = [comparison.to_text(rows), "", comparison.segment_definitions(), comparison.CHECKED_DEFINITION, "",
              "Verdict:",
              *[f"- {line}" for line in verdicts], "",
@@ -165,6 +197,6 @@ def closing_text(rows: list[comparison.MethodRow], where: Layout, config: MainJo
              f"results and plots:       {where.experiment_dir}/results.md, results.png",
              f"TensorBoard logs:        tensorboard --logdir={where.runs_dir}",
              f"SavedModel for serving:  {fileio.join(where.export_base, str(version))} "
-             f"({config.backbones[0]} / {config.export_method} / seed 0; "
+             f"({config.backbones[0]} / {choice.method} / seed 0: {choice.reason}; "
              f"tensorflow_model_server --model_base_path={fileio.absolute(where.export_base)})"]
     return "\n".join(lines)

@@ -51,10 +51,24 @@ def read_runs(root: str) -> list[tuple[str, dict]]:
     return [(fileio.dirname(path), fileio.read_json(path)) for path in fileio.find(root, "metrics.json")]
 
 
+def beats_base_on_validation(metrics: dict, base_metrics: dict) -> bool:
+    """The validation check: a run's validation AUC overall is above that of base's run of the
+    same seed (a tie keeps base).
+
+    Args:
+        metrics: the run's metrics.json.
+        base_metrics: base's run's metrics.json, same backbone and seed.
+
+    Returns:
+        Whether the run ships instead of base's.
+    """
+    return metrics[VALID]["overall"]["auc"] > base_metrics[VALID]["overall"]["auc"]
+
+
 def validation_checked(runs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     """Each method other than base, checked on validation: per (backbone, method, seed), the
-    method's run where its validation AUC overall is above that of base's run of the same seed,
-    else base's run (a tie keeps base), named METHOD + CHECKED_SUFFIX.
+    method's run where it beats base's run of the same seed on validation
+    (`beats_base_on_validation`), else base's run, named METHOD + CHECKED_SUFFIX.
 
     Args:
         runs: (model_dir, metrics) pairs (read_runs).
@@ -70,8 +84,8 @@ def validation_checked(runs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
         if metrics["method"] == BASELINE or key not in base:
             continue
         base_dir, base_metrics = base[key]
-        ships = metrics[VALID]["overall"]["auc"] > base_metrics[VALID]["overall"]["auc"]
-        chosen_dir, chosen = (model_dir, metrics) if ships else (base_dir, base_metrics)
+        chosen_dir, chosen = (model_dir, metrics) if beats_base_on_validation(metrics, base_metrics) else (
+            base_dir, base_metrics)
         checked.append((chosen_dir, {**chosen, "method": metrics["method"] + CHECKED_SUFFIX}))
     return checked
 

@@ -69,8 +69,7 @@ def test_train_then_eval_write_metrics_tensorboard_logs_and_a_servable_backbone(
     assert gate["pairs"] == metrics["training"]["num_pairs"]
     assert 0 < gate["alpha_mean"]["all"] < 1 and -1 <= gate["spearman_true_correct_prob"] <= 1
     assert gate["agreement_auc"]["n"] > 0 and 0 <= gate["agreement_auc"]["auc"] <= 1
-    design = {"linear": "linear", "second_order": "second order"}[gate["fit"]["design"]]
-    assert f"gate: fitted ({design}) on" in trained.stdout and gate["fit"]["known_pairs"] > 0
+    assert "gate: fitted on" in trained.stdout and gate["fit"]["known_pairs"] > 0
 
     logs = os.path.join(model_dir, "logs")
     assert {"epoch_bce", "epoch_llm_loss", "epoch_gate_auc", "epoch_alpha", "epoch_weight_cold_start",

@@ -2,7 +2,7 @@
 
 The gate predicts alpha, the probability that the LLM's order of a pair is
 right, from signals the backbone cannot change: the user's region and the
-LLM's own confidence and margin. It is a logistic model, second order in them, fitted before training
+LLM's own confidence and margin. It is a logistic model fitted before training
 on every pair whose outcome the train data decides (a train positive against
 an item the user never had), then frozen. So the gate cannot lower the
 training loss by switching itself off (the loss never trains it), and it is
@@ -35,7 +35,6 @@ BUILD_NOTES.md (the gate) has the measurements behind these choices.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Mapping
 
 import numpy as np
@@ -49,15 +48,6 @@ SIGNALS = ("log1p_user_train_positives", "is_cold_user", "longtail_items_in_pair
 # The signals of a pair's region (the user's and the items'), the first of SIGNALS: the backbone's
 # accuracy is modelled on these (the LLM's confidence and margin mean nothing for its pairs).
 REGION_SIGNALS = SIGNALS[:3]
-# The LLM's model is linear or second order in the standardised signals (each, each product of
-# two, each square), whichever predicts held-out users' known pairs better (HELDOUT_FOLDS folds of
-# users): how far an LLM can be trusted need not be additive in them (its margin may say more in
-# some regions than in others), but a teacher without information, or too few pairs, gains
-# nothing from the extra terms except noise (BUILD_NOTES.md, "A second-order gate").
-TERMS = ("intercept", *SIGNALS, *(f"{a}*{b}" for a, b in itertools.combinations(SIGNALS, 2)),
-         *(f"{name}^2" for name in SIGNALS))
-LINEAR_TERMS = 1 + len(SIGNALS)  # the intercept and the signals, the first of TERMS
-HELDOUT_FOLDS = 5
 MIN_KNOWN_PAIRS = 50
 LOWER_BOUND_Z = 1.6449  # one-sided 95%
 _RIDGE = 1e-4  # keeps the fit defined where a signal is constant or the outcomes are all alike
@@ -118,10 +108,9 @@ class ReliabilityGate(tf.keras.layers.Layer):
     """Signals (pairs, k) -> (logit of alpha, logit of its 95% lower bound, logit of the backbone's
     accuracy in the pair's region), each (pairs,).
 
-    Two logistic models, neither trained by the loss: the LLM's, over TERMS (a linear
-    fit has zeros beyond LINEAR_TERMS), fitted before training, and the backbone's,
-    linear in the region signals, refitted after each epoch (zero coefficients:
-    accuracy 1/2). Their standardisation, coefficients and the
+    Two logistic models, neither trained by the loss: the LLM's, fitted before
+    training, and the backbone's, over the region signals, refitted after each epoch
+    (zero coefficients: accuracy 1/2). Their standardisation, coefficients and the
     covariance of the LLM's are non-trainable weights, saved with the run's checkpoints,
     so a resumed run resumes with the reference it had.
     """
@@ -137,35 +126,25 @@ class ReliabilityGate(tf.keras.layers.Layer):
             return self.add_weight(name=name, shape=shape, initializer="zeros", trainable=False)
 
         self.center, self.scale = constant("center", (k,)), constant("scale", (k,))
-        terms = second_order_design(tf.zeros((1, k))).shape[1]
-        self.coefficients, self.covariance = constant("coefficients", (terms,)), constant("covariance", (terms, terms))
+        self.coefficients, self.covariance = constant("coefficients", (k + 1,)), constant("covariance", (k + 1, k + 1))
         self.student_coefficients = constant("student_coefficients", (len(REGION_SIGNALS) + 1,))
         super().build(input_shape)
 
     def call(self, signals: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        linear = self.design(signals)
-        design = second_order_design(linear[:, 1:])
+        design = self.design(signals)
         logit = tf.linalg.matvec(design, self.coefficients)
         spread = tf.sqrt(tf.maximum(tf.reduce_sum(tf.matmul(design, self.covariance) * design, axis=1), 0.0))
-        student_logit = tf.linalg.matvec(linear[:, :len(REGION_SIGNALS) + 1], self.student_coefficients)
+        student_logit = tf.linalg.matvec(design[:, :len(REGION_SIGNALS) + 1], self.student_coefficients)
         return logit, logit - LOWER_BOUND_Z * spread, student_logit
 
     def design(self, signals: tf.Tensor) -> tf.Tensor:
-        """[1, standardised signals]: the linear design row of each pair (or of each region, with
-        the region signals only)."""
+        """[1, standardised signals]: the design row of each pair (or of each region, with the
+        region signals only)."""
         x = (signals - self.center[:signals.shape[-1]]) / self.scale[:signals.shape[-1]]
         return tf.concat([tf.ones_like(x[:, :1]), x], axis=1)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_signals": self.num_signals}
-
-
-def second_order_design(x) -> tf.Tensor:
-    """[1, x, x_i x_j for i < j, x_i^2] per row of the standardised signals x (rows, k): the
-    LLM's design row of each pair, in the order of TERMS."""
-    x = tf.convert_to_tensor(x)
-    products = [x[:, i] * x[:, j] for i, j in itertools.combinations(range(x.shape[1]), 2)]
-    return tf.concat([tf.ones_like(x[:, :1]), x, tf.stack(products, axis=1), x * x], axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,10 +155,8 @@ class GateFit:
     users: int
     agreement_rate: float  # the LLM's agreement with the outcome, over all known pairs
     auc: float | None  # of alpha for that agreement, on the same pairs
-    design: str  # "linear" or "second_order" (TERMS), whichever has the lower held-out log loss
-    coefficients: dict  # per term of that design, on the logit scale
+    coefficients: dict  # per standardised signal (and the intercept), on the logit scale
     standard_errors: dict  # clustered by user
-    heldout_logloss: dict  # per design ("linear", "second_order"), over folds of users; None if too few users
 
     def to_json(self) -> dict:
         def rounded(v):
@@ -194,9 +171,7 @@ def fit_gate(pairs: Mapping) -> tuple[ReliabilityGate, GateFit]:
 
     Logistic regression of "the LLM agrees with the outcome" on the standardised
     signals, by iteratively reweighted least squares; the covariance of the
-    coefficients is the sandwich estimator clustered by user. The design is second
-    order (TERMS) where that predicts held-out users' pairs better than the linear
-    one (`heldout_logloss`), else linear.
+    coefficients is the sandwich estimator clustered by user.
 
     Args:
         pairs: columns as in pairs_table (user_id, outcome, the gate's inputs) with "a"/"b" sides.
@@ -218,52 +193,21 @@ def fit_gate(pairs: Mapping) -> tuple[ReliabilityGate, GateFit]:
     users = np.asarray(pairs["user_id"])[known]
     center, scale = signals.mean(0), signals.std(0)
     scale[scale == 0] = 1.0
-    design = second_order_design((signals - center) / scale).numpy()
-    heldout = {"linear": None, "second_order": None}
-    if np.unique(users).size >= HELDOUT_FOLDS:
-        heldout = {name: heldout_logloss(design[:, :terms], agrees, users)
-                   for name, terms in (("linear", LINEAR_TERMS), ("second_order", len(TERMS)))}
-    second_order = heldout["linear"] is not None and heldout["second_order"] < heldout["linear"]
-    terms = len(TERMS) if second_order else LINEAR_TERMS
-    coefficients, covariance = logistic_with_clustered_covariance(design[:, :terms], agrees, users)
-    unused = len(TERMS) - terms
-    coefficients, covariance = np.pad(coefficients, (0, unused)), np.pad(covariance, ((0, unused), (0, unused)))
+    design = np.c_[np.ones(len(signals)), (signals - center) / scale]
+    coefficients, covariance = logistic_with_clustered_covariance(design, agrees, users)
 
     gate = ReliabilityGate(len(SIGNALS), name="gate")
     gate.build((None, len(SIGNALS)))
     gate.set_weights([center.astype(np.float32), scale.astype(np.float32), coefficients.astype(np.float32),
                       covariance.astype(np.float32), np.zeros(len(REGION_SIGNALS) + 1, np.float32)])
     alpha = 1.0 / (1.0 + np.exp(-design @ coefficients))
-    names = TERMS[:terms]
+    names = ("intercept", *SIGNALS)
     errors = np.sqrt(np.maximum(np.diag(covariance), 0.0))
     return gate, GateFit(known_pairs=int(known.sum()), users=int(np.unique(users).size),
                          agreement_rate=float(agrees.mean()),
                          auc=auc(agrees, alpha) if 0 < agrees.sum() < len(agrees) else None,
-                         design="second_order" if second_order else "linear", coefficients=dict(zip(names, map(float, coefficients))),
-                         standard_errors=dict(zip(names, map(float, errors))), heldout_logloss=heldout)
-
-
-def heldout_logloss(design: np.ndarray, y: np.ndarray, users: np.ndarray, folds: int = HELDOUT_FOLDS) -> float:
-    """The log loss of the logistic fit on `design` for each fold's users, fitted on the other
-    folds' users, over every row: how well the design predicts users it has not seen.
-
-    Args:
-        design: (rows, k) with the intercept column.
-        y: per row, 1 where the LLM agrees with the outcome.
-        users: per row, its user (at least `folds` distinct ones).
-        folds: the users are dealt into this many folds in id order.
-
-    Returns:
-        The mean log loss per row.
-    """
-    fold = np.unique(users, return_inverse=True)[1] % folds
-    loss = 0.0
-    for k in range(folds):
-        fitted, held = fold != k, fold == k
-        beta, _ = logistic_with_clustered_covariance(design[fitted], y[fitted], users[fitted])
-        p = np.clip(1.0 / (1.0 + np.exp(-design[held] @ beta)), 1e-7, 1 - 1e-7)
-        loss -= float(np.sum(y[held] * np.log(p) + (1 - y[held]) * np.log(1 - p)))
-    return loss / len(y)
+                         coefficients=dict(zip(names, map(float, coefficients))),
+                         standard_errors=dict(zip(names, map(float, errors))))
 
 
 def logistic_with_clustered_covariance(design: np.ndarray, y: np.ndarray, clusters: np.ndarray,

@@ -39,8 +39,7 @@ def gate_summary(gate: dict) -> str:
 
     known = gate["agreement_auc"]
     fit = gate.get("fit")
-    design = f" ({fit['design'].replace('_', ' ')})" if fit and "design" in fit else ""  # runs before the choice: linear
-    fitted = f" fitted{design} on {fit['known_pairs']:,} known-outcome pairs of {fit['users']:,} users," if fit else ""
+    fitted = f" fitted on {fit['known_pairs']:,} known-outcome pairs of {fit['users']:,} users," if fit else ""
     line = (f"gate:{fitted} over {gate['pairs']:,} pairs: mean weight {means(gate['weight_mean'])}; mean alpha "
             f"{means(gate['alpha_mean'])}; AUC of alpha for the LLM's agreement with train outcomes "
             + (f"{known['auc']:.3f} (n={known['n']:,})" if known["auc"] is not None else "n/a"))

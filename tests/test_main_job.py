@@ -238,7 +238,7 @@ def assert_rows_are_the_runs_metrics(rows: list[dict], runs: dict) -> None:
     its validation AUC is above base's, else base's."""
     def run(method: str, seed: int) -> dict:
         if method == "sllmr_checked":
-            ships = runs[("sllmr", seed)]["valid"]["overall"]["auc"] > runs[("base", seed)]["valid"]["overall"]["auc"]
+            ships = beats_base_on_validation(runs[("sllmr", seed)], runs[("base", seed)])
             return runs[("sllmr" if ships else "base", seed)]
         return runs[(method, seed)]
 

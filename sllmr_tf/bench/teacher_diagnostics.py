@@ -89,14 +89,15 @@ def held_out_pairs(pred: Predictions, data: DatasetDir, scorer: Backend, seed: i
         labels = pred.labels[rows] > 0.5
         if labels.all() or not labels.any():
             continue
-        rows = rows[rng.permutation(len(rows))]  # the shown order must not tell the positive
+        shown_order = rng.permutation(len(rows))  # the shown order must not tell the positive
+        rows, labels = rows[shown_order], labels[shown_order]
         user = int(pred.users[rows[0]])
         history = tuple(users[user]["train_items"][::-1][:history_length])
         shown = tuple(int(i) for i in pred.items[rows])
         prompt = prompts.render([item_rows[i] for i in history], [item_rows[i] for i in shown],
                                 getattr(scorer, "prompt_style", prompts.STYLE_RANK), 0)
         llm = scorer.rank(RankRequest(user, history, shown, prompt)).scores
-        probs, labels = pred.probs[rows], pred.labels[rows] > 0.5
+        probs = pred.probs[rows]
         for p in np.flatnonzero(labels):
             for n in np.flatnonzero(~labels):
                 if llm[p] == llm[n] or probs[p] == probs[n]:

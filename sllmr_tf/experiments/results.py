@@ -41,7 +41,7 @@ COLUMNS = ("backbone", "method", "segment", "seeds", "n", "auc_mean", "auc_std",
 def result_splits(root: str) -> list[str]:
     """The test blocks the runs under `root` hold: "test", and "test_full_ranking" when every
     run has one (a table mixing runs with and without it would not be paired)."""
-    runs = [fileio.read_json(path) for path in fileio.find(root, "metrics.json")]
+    runs = [metrics for _, metrics in read_runs(root)]
     full = TEST + FULL_RANKING_SUFFIX
     return [TEST, full] if runs and all(full in metrics for metrics in runs) else [TEST]
 
